@@ -1,0 +1,34 @@
+/* The server as a whole: what every module of p11netd may reach. */
+#ifndef P11N_SERVER_H
+#define P11N_SERVER_H
+
+#include <uv.h>
+
+#include "config.h"
+
+struct p11n_hsm;
+struct p11n_access;
+struct p11n_conn;
+struct p11n_listener;
+struct p11n_tls_ctx;
+
+struct p11n_server {
+    uv_loop_t *loop;               /* the one loop thread owns everything below ... */
+    struct p11n_config cfg;        /* read-only once the loop runs (pool threads read it) */
+    struct p11n_hsm *hsm;          /* thread-safe */
+    struct p11n_access *access;    /* thread-safe */
+    struct p11n_tls_ctx *tls;      /* NULL without --tls-cert */
+
+    /* ... loop thread only from here */
+    struct p11n_listener *listeners;
+    struct p11n_conn *conns;       /* intrusive list of open connections */
+    size_t n_conns;
+    size_t inflight;               /* requests read and not yet answered, all conns */
+    uint64_t next_conn_id;
+    int draining;                  /* SIGTERM/SIGINT seen */
+    uv_signal_t sigterm, sigint;
+    uv_prepare_t flush;            /* writes queued replies once per loop turn */
+    uv_timer_t drain_timer;
+};
+
+#endif
