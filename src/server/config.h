@@ -34,8 +34,12 @@ struct p11n_config {
     const char *acl_file;
     struct p11n_token_pin_file token_pins[P11N_MAX_TOKEN_PINS];
     size_t n_token_pins;
-    uint64_t throttle_max_failures; /* wrong PINs allowed per (client, token) window */
-    uint64_t throttle_window_s;     /* cool-down once over the limit */
+    /* Wrong PINs per (client, token) are a token bucket: a burst of throttle_burst,
+     * refilled at throttle_rate per second, so a sustained guesser gets no more than
+     * throttle_rate tries a second while a run of many clients behind one address,
+     * each with one wrong PIN, is never throttled. */
+    uint64_t throttle_burst;
+    uint64_t throttle_rate;
 };
 
 /* Fills cfg from argv. P11N_OK: run; P11N_E_USAGE: a message was printed, exit 2;

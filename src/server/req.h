@@ -9,6 +9,7 @@
 #ifndef P11N_REQ_H
 #define P11N_REQ_H
 
+#include <stddef.h>
 #include <uv.h>
 
 #include "buf.h"
@@ -19,6 +20,7 @@
 struct p11n_server;
 struct p11n_conn;
 struct p11n_op;
+struct p11n_grant;
 
 /* Inputs of one request: data[i] as bytes (base64-decoded when binary). */
 #define P11N_REQ_ERR_MAX 256
@@ -34,6 +36,7 @@ struct p11n_req {
     size_t n_in;
     struct p11n_buf *in_store;     /* decoded base64 inputs, when msg->binary */
     char client_id[128];           /* [in] who asked: TLS identity or peer address */
+    const struct p11n_grant *grant; /* [in] the conn's ACL rule (immutable, access.h); NULL: no token */
     uint64_t t_start_ns;           /* loop thread: when the frame was read */
 
     p11n_rc rc;                    /* [out] P11N_OK or why the request failed */
@@ -46,6 +49,11 @@ struct p11n_req {
  * The message must never contain a PIN, a plaintext or key bytes. */
 p11n_rc p11n_req_fail(struct p11n_req *req, p11n_rc rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+static inline struct p11n_req *p11n_req_of_work(uv_work_t *w)
+{
+    return (struct p11n_req *)((char *)w - offsetof(struct p11n_req, work));
+}
 
 /* Frees req and everything it owns, wiping inputs, outputs and the PIN. */
 void p11n_req_free(struct p11n_req *req);

@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "err.h"
 
 struct p11n_hsm;
 struct p11n_access;
@@ -22,13 +23,22 @@ struct p11n_server {
     /* ... loop thread only from here */
     struct p11n_listener *listeners;
     struct p11n_conn *conns;       /* intrusive list of open connections */
+    struct p11n_conn *flush_list;  /* conns with replies queued this loop turn */
     size_t n_conns;
     size_t inflight;               /* requests read and not yet answered, all conns */
     uint64_t next_conn_id;
     int draining;                  /* SIGTERM/SIGINT seen */
     uv_signal_t sigterm, sigint;
-    uv_prepare_t flush;            /* writes queued replies once per loop turn */
+    uv_check_t flush;              /* writes queued replies once per loop turn */
     uv_timer_t drain_timer;
 };
 
 #endif
+
+/* Runs the server until it has drained after SIGTERM/SIGINT. srv->cfg, hsm and
+ * access must be set. Returns P11N_OK after a clean drain, P11N_E_USAGE or
+ * P11N_E_IO when a listener could not be opened. Thread: main (it becomes the loop
+ * thread). */
+P11N_MUST_USE p11n_rc p11n_server_run(struct p11n_server *srv);
+/* Called by conn.c when the last connection of a draining server has closed. */
+void p11n_server_drained(struct p11n_server *srv);
