@@ -1,0 +1,214 @@
+/* HSM faults the real module cannot be made to produce on demand, injected by
+ * tests/faultmod (which wraps the real SoftHSM): the server recovers where recovery
+ * is possible, answers clearly where it is not, and keeps serving either way. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <libgen.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define T_REPLY 30000
+
+static char fault_file[512];
+
+/* Replaces the control file atomically (the module notices the new inode). */
+static void set_faults(const char *rules)
+{
+    char tmp[600];
+    FILE *f;
+    snprintf(tmp, sizeof(tmp), "%s.new", fault_file);
+    f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(rules, f);
+    fclose(f);
+    assert_int_equal(rename(tmp, fault_file), 0);
+}
+
+/* Lines in the hits file: how many calls a rule changed. */
+static int hits(void)
+{
+    char path[600], line[128];
+    int n = 0;
+    FILE *f;
+    snprintf(path, sizeof(path), "%s.hits", fault_file);
+    if (!(f = fopen(path, "r"))) return 0;
+    while (fgets(line, sizeof(line), f)) n++;
+    fclose(f);
+    return n;
+}
+
+/* Blocks until the module has recorded at least n hits: an inotify event on the
+ * hits file, not a timed guess. */
+static void wait_for_hits(int n)
+{
+    char dir[600];
+    int fd = inotify_init1(IN_CLOEXEC);
+    assert_true(fd >= 0);
+    snprintf(dir, sizeof(dir), "%s", fault_file);
+    assert_true(inotify_add_watch(fd, dirname(dir), IN_CLOSE_WRITE | IN_MODIFY) >= 0);
+    while (hits() < n) {
+        char ev[4096];
+        struct pollfd pf = {fd, POLLIN, 0};
+        assert_int_equal(poll(&pf, 1, T_REPLY), 1);
+        assert_true(read(fd, ev, sizeof(ev)) > 0);
+    }
+    close(fd);
+}
+
+static int setup(void **state)
+{
+    char path[600];
+    (void)state;
+    snprintf(fault_file, sizeof(fault_file), "%s/faults", h_tokens_dir());
+    setenv("P11NET_FAULT_FILE", fault_file, 1);
+    snprintf(path, sizeof(path), "%s.hits", fault_file);
+    unlink(path);
+    set_faults("");
+    return 0;
+}
+
+static void start(struct h_server *s)
+{
+    const char *args[] = {"--module", getenv("P11NET_FAULTMOD"), "--workers", "2", NULL};
+    assert_non_null(args[1]);
+    h_server_start(s, args);
+}
+
+static p11n_msg *sign_req(const char *id, const char *token, const char *pin)
+{
+    const char *data[1] = {"fault injection"};
+    return h_req(P11NET__PROTO_MESSAGE_TYPE__SIGN, id, token, pin, 1, data);
+}
+
+/* Sends a sign and expects success. */
+static void sign_ok(int fd, const char *token, const char *pin)
+{
+    p11n_msg *q = sign_req("ok", token, pin), *r = h_call(fd, q);
+    if (r->err) fprintf(stderr, "unexpected error: %s\n", r->n_data ? r->data[0] : "");
+    assert_false(r->err);
+    assert_int_equal(r->n_data, 1);
+    h_msg_free(q);
+    h_msg_free(r);
+}
+
+static void test_session_invalidated_reopened(void **state)
+{
+    (void)state;
+    struct h_server s;
+    start(&s);
+    int fd = h_connect(s.addr);
+    sign_ok(fd, "MyToken", "1234"); /* warm: session pool and key cache filled */
+    set_faults("C_SignInit close_session 1\n");
+    sign_ok(fd, "MyToken", "1234");
+    assert_int_equal(hits(), 1);
+    close(fd);
+    assert_int_equal(h_server_stop(&s), 0);
+}
+
+static void test_key_handle_invalid_found_again(void **state)
+{
+    (void)state;
+    struct h_server s;
+    start(&s);
+    int fd = h_connect(s.addr);
+    sign_ok(fd, "MyToken", "1234");
+    set_faults("C_SignInit fail CKR_KEY_HANDLE_INVALID 1\n");
+    sign_ok(fd, "MyToken", "1234");
+    set_faults("C_SignInit fail CKR_OBJECT_HANDLE_INVALID 1\n");
+    sign_ok(fd, "MyToken", "1234");
+    assert_int_equal(hits(), 2);
+    close(fd);
+    assert_int_equal(h_server_stop(&s), 0);
+}
+
+static void test_device_error_reported_then_served(void **state)
+{
+    (void)state;
+    struct h_server s;
+    start(&s);
+    int fd = h_connect(s.addr);
+    sign_ok(fd, "MyToken", "1234");
+    set_faults("C_Sign fail CKR_DEVICE_ERROR 1\n");
+    p11n_msg *q = sign_req("dev", "MyToken", "1234"), *r = h_call(fd, q);
+    assert_true(r->err);
+    assert_int_equal(r->code, P11NET__ERROR_CODE__HSM_ERROR);
+    assert_int_equal(strncmp(r->data[0], "CKR_DEVICE_ERROR", 16), 0);
+    h_msg_free(q);
+    h_msg_free(r);
+    sign_ok(fd, "MyToken", "1234");
+    close(fd);
+    assert_int_equal(h_server_stop(&s), 0);
+}
+
+static void test_logged_out_behind_our_back(void **state)
+{
+    (void)state;
+    struct h_server s;
+    start(&s);
+    int fd = h_connect(s.addr);
+    sign_ok(fd, "MyToken", "1234");
+    set_faults("C_SignInit logout 1\n");
+    sign_ok(fd, "MyToken", "1234");
+    assert_int_equal(hits(), 1);
+    /* A wrong PIN is still refused after the silent re-login. */
+    p11n_msg *q = sign_req("wrong", "MyToken", "9999"), *r = h_call(fd, q);
+    assert_true(r->err);
+    assert_int_equal(r->code, P11NET__ERROR_CODE__PIN_INCORRECT);
+    h_msg_free(q);
+    h_msg_free(r);
+    close(fd);
+    assert_int_equal(h_server_stop(&s), 0);
+}
+
+/* A C_Sign that hangs for 5 s on one token: pings and another token are served
+ * meanwhile, and the slow request is answered in the end. */
+static void test_hung_call_does_not_block_others(void **state)
+{
+    (void)state;
+    struct h_server s;
+    start(&s);
+    int slow = h_connect(s.addr), other = h_connect(s.addr);
+    sign_ok(other, "Token2", "5678");
+    set_faults("C_Sign@MyToken delay 5000 1\n");
+    p11n_msg *q = sign_req("slow", "MyToken", "1234");
+    h_send(slow, q);
+    h_msg_free(q);
+    wait_for_hits(1); /* the module has entered the slow call */
+    p11n_msg *p = h_req(P11NET__PROTO_MESSAGE_TYPE__ACK, "ping", NULL, NULL, 0, NULL), *r = h_call(other, p);
+    assert_false(r->err);
+    h_msg_free(p);
+    h_msg_free(r);
+    sign_ok(other, "Token2", "5678");
+    /* The slow request is still running: nothing has come back on its conn yet. */
+    struct pollfd pf = {slow, POLLIN, 0};
+    assert_int_equal(poll(&pf, 1, 0), 0);
+    r = h_recv(slow, T_REPLY);
+    assert_non_null(r);
+    assert_false(r->err);
+    assert_string_equal(r->id, "slow");
+    h_msg_free(r);
+    close(slow);
+    close(other);
+    assert_int_equal(h_server_stop(&s), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_session_invalidated_reopened, setup),
+        cmocka_unit_test_setup(test_key_handle_invalid_found_again, setup),
+        cmocka_unit_test_setup(test_device_error_reported_then_served, setup),
+        cmocka_unit_test_setup(test_logged_out_behind_our_back, setup),
+        cmocka_unit_test_setup(test_hung_call_does_not_block_others, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
