@@ -25,7 +25,10 @@ while IFS= read -r -t 30 line <&"${SERVER[0]}"; do
   case $line in *"listening on "*) addr=$(sed 's/.*listening on \([^ ]*\).*/\1/' <<<"$line"); break ;; esac
 done
 [ -n "$addr" ] || { echo "p11netd did not start" >&2; cat "$log" >&2; exit 1; }
-cat <&"${SERVER[0]}" >>"$log" &
+# Coproc descriptors are not inherited by background jobs: hand over a copy.
+exec 3<&"${SERVER[0]}"
+cat <&3 >>"$log" &
+exec 3<&-
 echo "   p11netd listening on $addr (log: $log)"
 
 echo "== p11net list (tokens)"

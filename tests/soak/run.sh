@@ -23,7 +23,10 @@ while IFS= read -r -t 30 line <&"${SERVER[0]}"; do
   case $line in *"listening on "*) addr=$(sed 's/.*listening on \([^ ]*\).*/\1/' <<<"$line"); break ;; esac
 done
 [ -n "$addr" ] || { echo "p11netd did not start" >&2; exit 1; }
-cat <&"${SERVER[0]}" >"$work/server.log" &
+# Coproc descriptors are not inherited by background jobs: hand over a copy.
+exec 3<&"${SERVER[0]}"
+cat <&3 >"$work/server.log" &
+exec 3<&-
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
 fds() { ls "/proc/$server/fd" | wc -l; }
@@ -35,7 +38,7 @@ echo "soak: $clients clients x $(grep -cv '^#' "$root/tests/soak/mixed.csv") lin
 sampler=$!
 # Chaos: clients killed while they have requests in flight.
 ( while true; do timeout -s KILL 0.7 "$cli" run -q -n 20 --pipeline 8 --repeat 1000 --server "$addr" \
-    "$root/tests/soak/mixed.csv" >/dev/null 2>&1 || true; done ) &
+    "$root/tests/soak/mixed.csv" >/dev/null 2>&1 || true; done ) 2>/dev/null &
 chaos=$!
 
 start=$(date +%s)
