@@ -3,8 +3,9 @@
  * when a rule in the control file (P11NET_FAULT_FILE) says otherwise. It exists to
  * produce faults the real module cannot be made to produce on demand.
  *
- * Control file, one rule a line, re-read whenever the file is replaced (tests write
- * a new file and rename it over the old one):
+ * Control file, one rule a line, re-read whenever its content changes (tests start
+ * each version with a "# generation N" line, so that even identical rules reload
+ * and their counts start afresh):
  *     FUNCTION[@TOKEN] ACTION [ARG] [COUNT]
  *   FUNCTION  C_Sign C_SignInit C_Verify C_Encrypt C_Decrypt C_FindObjectsInit C_Login C_OpenSession
  *   @TOKEN    only calls on a session of the token with that label
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <p11-kit/pkcs11.h>
 
@@ -42,8 +42,7 @@ static CK_FUNCTION_LIST wrapped;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rule rules[MAX_RULES];
 static int n_rules;
-static ino_t rules_ino;
-static struct timespec rules_mtime;
+static char rules_text[4096]; /* the control file as last parsed */
 
 static const struct {
     const char *name;
@@ -69,31 +68,30 @@ static CK_RV parse_rv(const char *name)
     return CKR_GENERAL_ERROR;
 }
 
-/* Re-reads the control file when it was replaced. Called with lock held. */
+/* Re-reads the control file when its content changed. Called with lock held.
+ * Content, not inode or mtime: a file renamed into place may reuse the inode of
+ * the one it replaces within the same timestamp tick. */
 static void reload(void)
 {
     const char *path = getenv("P11NET_FAULT_FILE");
-    struct stat st;
-    char line[256];
+    char text[sizeof(rules_text)] = "", *line, *save = NULL;
+    size_t n = 0;
     FILE *f;
 
-    if (!path || stat(path, &st) != 0) {
-        n_rules = 0;
-        return;
+    if (path && (f = fopen(path, "r"))) {
+        n = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
     }
-    if (st.st_ino == rules_ino && st.st_mtim.tv_sec == rules_mtime.tv_sec &&
-        st.st_mtim.tv_nsec == rules_mtime.tv_nsec)
-        return;
-    rules_ino = st.st_ino;
-    rules_mtime = st.st_mtim;
+    text[n] = 0;
+    if (strcmp(text, rules_text) == 0) return;
+    memcpy(rules_text, text, sizeof(text));
     n_rules = 0;
-    if (!(f = fopen(path, "r"))) return;
-    while (n_rules < MAX_RULES && fgets(line, sizeof(line), f)) {
+    for (line = strtok_r(text, "\n", &save); line && n_rules < MAX_RULES; line = strtok_r(NULL, "\n", &save)) {
         char func[64], action[32], arg[64] = "", count[32] = "";
         struct rule *r = &rules[n_rules];
         char *at;
-        int n = sscanf(line, "%63s %31s %63s %31s", func, action, arg, count);
-        if (n < 2 || func[0] == '#') continue;
+        int k = sscanf(line, "%63s %31s %63s %31s", func, action, arg, count);
+        if (k < 2 || func[0] == '#') continue;
         memset(r, 0, sizeof(*r));
         if ((at = strchr(func, '@'))) {
             *at = 0;
@@ -104,20 +102,19 @@ static void reload(void)
         if (strcmp(action, "fail") == 0) {
             r->action = A_FAIL;
             r->rv = parse_rv(arg);
-            if (n >= 4) r->remaining = atol(count);
+            if (k >= 4) r->remaining = atol(count);
         } else if (strcmp(action, "delay") == 0) {
             r->action = A_DELAY;
             r->ms = atol(arg);
-            if (n >= 4) r->remaining = atol(count);
+            if (k >= 4) r->remaining = atol(count);
         } else if (strcmp(action, "close_session") == 0 || strcmp(action, "logout") == 0) {
             r->action = action[0] == 'c' ? A_CLOSE_SESSION : A_LOGOUT;
-            if (n >= 3) r->remaining = atol(arg);
+            if (k >= 3) r->remaining = atol(arg);
         } else {
             continue;
         }
         n_rules++;
     }
-    fclose(f);
 }
 
 static int session_token_is(CK_SESSION_HANDLE h, const char *label)

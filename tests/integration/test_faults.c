@@ -20,15 +20,17 @@
 
 static char fault_file[512];
 
-/* Replaces the control file atomically (the module notices the new inode). */
+/* Replaces the control file atomically. The generation line makes every version
+ * differ, so the module reloads it (and restarts its counts) even for equal rules. */
 static void set_faults(const char *rules)
 {
+    static int generation;
     char tmp[600];
     FILE *f;
     snprintf(tmp, sizeof(tmp), "%s.new", fault_file);
     f = fopen(tmp, "w");
     assert_non_null(f);
-    fputs(rules, f);
+    fprintf(f, "# generation %d\n%s", ++generation, rules);
     fclose(f);
     assert_int_equal(rename(tmp, fault_file), 0);
 }
