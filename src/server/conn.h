@@ -23,12 +23,7 @@
 #include "strvec.h"
 
 struct p11n_conn {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
+    union p11n_stream h;
     struct p11n_server *srv;
     struct p11n_conn *next, *prev;   /* srv->conns */
     struct p11n_conn *flush_next;    /* on the flush list while out has bytes */

@@ -7,12 +7,7 @@
 #include "server.h"
 
 struct p11n_listener {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
+    union p11n_stream h;
     struct p11n_server *srv;
     struct p11n_listener *next;
     int is_unix;

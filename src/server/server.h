@@ -7,6 +7,14 @@
 #include "config.h"
 #include "err.h"
 
+/* A stream handle of either kind p11netd serves or listens on: TCP or Unix. */
+union p11n_stream {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+};
+
 struct p11n_hsm;
 struct p11n_access;
 struct p11n_conn;
