@@ -37,7 +37,7 @@ echo "soak: $clients clients x $(grep -cv '^#' "$root/tests/soak/mixed.csv") lin
 ( while kill -0 $server 2>/dev/null; do echo "$(date +%s) $(rss)"; read -r -t 5 <> <(:) || true; done ) >"$work/rss" &
 sampler=$!
 # Chaos: clients killed while they have requests in flight.
-( while true; do timeout -s KILL 0.7 "$cli" run -q -n 20 --pipeline 8 --repeat 1000 --server "$addr" \
+( while [ ! -e "$work/stop" ]; do timeout -s KILL 0.7 "$cli" run -q -n 20 --pipeline 8 --repeat 1000 --server "$addr" \
     "$root/tests/soak/mixed.csv" >/dev/null 2>&1 || true; done ) 2>/dev/null &
 chaos=$!
 
@@ -46,9 +46,15 @@ set +e
 "$cli" run -q -n "$clients" --pipeline 4 --repeat "$repeat" --timeout 120 --server "$addr" "$root/tests/soak/mixed.csv" | tail -n 1
 status=${PIPESTATUS[0]}
 set -e
-kill $chaos 2>/dev/null; wait $chaos 2>/dev/null || true
-# One round trip on a fresh connection lets the server see the last closes.
-"$cli" ping --server "$addr" >/dev/null
+# Stop the chaos loop and wait for its last client, whose connections would
+# otherwise still be open when descriptors are counted.
+touch "$work/stop"
+wait $chaos 2>/dev/null || true
+# Each ping is a loop turn of the server, which sees the last closes along the way.
+for _ in $(seq 1 100); do
+  "$cli" ping --server "$addr" >/dev/null
+  [ "$(fds)" -le "$fds_before" ] && break
+done
 echo "elapsed: $(( $(date +%s) - start )) s, run exit status $status"
 echo "fds: before $fds_before, after $(fds)"
 echo "rss kB over time (after the first 3 samples of warm-up):"
