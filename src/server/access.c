@@ -36,9 +36,11 @@ static const struct p11n_grant allow_all = {.identity = (char *)"*", .all = 1};
 
 /* ---- throttle table ----------------------------------------------------------- */
 
-/* One token is this many units, so refill at `rate` tokens per second is `rate`
- * units per nanosecond: integer arithmetic, no rounding drift. */
-#define UNIT 1000000000LL
+/* With a period of P seconds one token is P * UNIT_PER_SECOND units, so a refill
+ * of `rate` tokens per period is `rate` units per nanosecond: integer arithmetic,
+ * no rounding drift. P is at most P11N_THROTTLE_MAX_PERIOD, so 2 * burst * unit
+ * stays inside int64. */
+#define UNIT_PER_SECOND 1000000000LL
 /* Shards cut lock contention: pool threads working for different clients rarely
  * meet on one mutex. A power of two. */
 #define SHARDS 16
@@ -46,7 +48,7 @@ static const struct p11n_grant allow_all = {.identity = (char *)"*", .all = 1};
 struct entry {
     struct entry *next;
     uint64_t hash;
-    int64_t units;    /* allowance left, in UNITs; negative: debt (see pin_result) */
+    int64_t units;    /* allowance left, in units (acc->unit a token); negative: debt */
     uint64_t last_ns; /* when units was last brought up to date */
     char key[];       /* client_id, NUL, token label, NUL */
 };
@@ -62,6 +64,7 @@ struct p11n_access {
     struct p11n_grant *rules; /* immutable after p11n_access_new */
     size_t n_rules;
     int have_acl;
+    int64_t unit;             /* units in one token (one wrong PIN) */
     int64_t burst_units;
     int64_t rate;             /* units per ns */
     uint64_t full_ns;         /* time that refills from the deepest debt to full */
@@ -207,12 +210,15 @@ p11n_rc p11n_access_new(struct p11n_access **out, const struct p11n_access_confi
         snprintf(err, err_len, "out of memory");
         return P11N_E_NOMEM;
     }
-    if (cfg->burst < 1 || cfg->rate < 1 || cfg->burst > 1000000 || cfg->rate > 1000000) {
-        snprintf(err, err_len, "throttle burst and rate must be in [1, 1000000]");
+    if (cfg->burst < 1 || cfg->rate < 1 || cfg->burst > 1000000 || cfg->rate > 1000000 ||
+        cfg->period_s > P11N_THROTTLE_MAX_PERIOD) {
+        snprintf(err, err_len, "throttle burst and rate must be in [1, 1000000], period in [1, %d]",
+                 P11N_THROTTLE_MAX_PERIOD);
         free(acc);
         return P11N_E_USAGE;
     }
-    acc->burst_units = (int64_t)cfg->burst * UNIT;
+    acc->unit = (int64_t)(cfg->period_s ? cfg->period_s : 1) * UNIT_PER_SECOND;
+    acc->burst_units = (int64_t)cfg->burst * acc->unit;
     acc->rate = (int64_t)cfg->rate;
     /* From the deepest debt (-burst) to full (+burst), rounded up. */
     acc->full_ns = (uint64_t)((2 * acc->burst_units + acc->rate - 1) / acc->rate);
@@ -414,7 +420,7 @@ p11n_rc p11n_access_check(struct p11n_access *acc, const struct p11n_grant *gran
     pp = slot_of(s, acc, client_id, token_label, h);
     if (*pp) {
         refill(acc, *pp, acc->now_ns(acc->now_arg));
-        if ((*pp)->units < UNIT)
+        if ((*pp)->units < acc->unit)
             rc = P11N_E_THROTTLED;
         else if ((*pp)->units >= acc->burst_units)
             unlink_entry(acc, s, pp); /* full again: forget it */
@@ -461,7 +467,7 @@ void p11n_access_pin_result(struct p11n_access *acc, const char *client_id, cons
     /* Requests of one client run in parallel, so several guesses can pass the
      * check before any is counted. Each is still charged, into debt if need be
      * (bounded at -burst), so the long-run rate stays at most `rate` a second. */
-    e->units -= UNIT;
+    e->units -= acc->unit;
     if (e->units < -acc->burst_units) e->units = -acc->burst_units;
     pthread_mutex_unlock(&s->lock);
 }

@@ -26,11 +26,14 @@ struct p11n_grant; /* one ACL rule (or "everything" without an ACL); immutable *
 /* Throttle table bound: entries across all shards. An entry is ~200 bytes, so
  * this caps the table near 13 MiB whatever an attacker does. */
 #define P11N_THROTTLE_MAX_ENTRIES 65536
+/* Longest refill period, seconds (an hour), which keeps the bucket arithmetic in int64. */
+#define P11N_THROTTLE_MAX_PERIOD 3600
 
 struct p11n_access_config {
     const char *acl_path;     /* NULL: no ACL, every client may use every token */
     uint64_t burst;           /* wrong PINs a pair may make at once (>= 1) */
-    uint64_t rate;            /* wrong PINs per second a pair regains (>= 1) */
+    uint64_t rate;            /* wrong PINs a pair regains per period (>= 1) */
+    uint64_t period_s;        /* the period, seconds; 0 means 1 */
     size_t max_entries;       /* 0: P11N_THROTTLE_MAX_ENTRIES */
     /* Monotonic clock in nanoseconds; NULL: CLOCK_MONOTONIC. Tests inject one. */
     uint64_t (*now_ns)(void *arg);

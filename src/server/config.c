@@ -53,7 +53,8 @@ static const struct opt opts[] = {
     {"throttle-burst", OPT_U64, F(throttle_burst), 1, 1000000, "100", 0,
      "wrong PINs a client may make on a token before THROTTLED"},
     {"throttle-rate", OPT_U64, F(throttle_rate), 1, 1000000, "10", 0,
-     "wrong PINs per second a client regains on a token (sustained guessing limit)"},
+     "wrong PINs a client regains on a token per --throttle-period (sustained guessing limit)"},
+    {"throttle-period", OPT_U64, F(throttle_period_s), 1, 3600, "1", 0, "seconds over which --throttle-rate applies"},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 

@@ -35,11 +35,12 @@ struct p11n_config {
     struct p11n_token_pin_file token_pins[P11N_MAX_TOKEN_PINS];
     size_t n_token_pins;
     /* Wrong PINs per (client, token) are a token bucket: a burst of throttle_burst,
-     * refilled at throttle_rate per second, so a sustained guesser gets no more than
+     * refilled at throttle_rate per throttle_period_s (default 1 s), so a sustained guesser gets no more than
      * throttle_rate tries a second while a run of many clients behind one address,
      * each with one wrong PIN, is never throttled. */
     uint64_t throttle_burst;
     uint64_t throttle_rate;
+    uint64_t throttle_period_s; /* rate is per this many seconds (tests make it long) */
 };
 
 /* Fills cfg from argv. P11N_OK: run; P11N_E_USAGE: a message was printed, exit 2;

@@ -79,6 +79,7 @@ static int setup_security(struct p11n_server *srv)
     ac.acl_path = srv->cfg.acl_file;
     ac.burst = srv->cfg.throttle_burst;
     ac.rate = srv->cfg.throttle_rate;
+    ac.period_s = srv->cfg.throttle_period_s;
     if (p11n_access_new(&srv->access, &ac, err, sizeof(err)) != P11N_OK) {
         fprintf(stderr, "p11netd: --acl: %s\n", err);
         return -1;

@@ -243,6 +243,33 @@ static void test_throttle_bucket(void **state)
 
 /* A sustained guesser gets at most burst + rate * t wrong PINs in t seconds, even
  * when parallel requests all pass the check before any is counted (debt). */
+/* A period stretches the refill: rate 1 per hour gives nothing back after a
+ * minute, one try after the hour; a period beyond the bound is refused. */
+static void test_throttle_period(void **state)
+{
+    (void)state;
+    struct p11n_access_config c = {0};
+    struct p11n_access *acc = NULL;
+    char err[160];
+    c.burst = 1;
+    c.rate = 1;
+    c.period_s = 3600;
+    c.now_ns = fake_clock;
+    assert_int_equal(p11n_access_new(&acc, &c, err, sizeof(err)), P11N_OK);
+    const struct p11n_grant *g = p11n_access_grant(acc, NULL, "10.0.0.9");
+    fake_now = 2000 * SEC;
+    assert_int_equal(p11n_access_check(acc, g, "10.0.0.9", "MyToken"), P11N_OK);
+    p11n_access_pin_result(acc, "10.0.0.9", "MyToken", 0);
+    assert_int_equal(p11n_access_check(acc, g, "10.0.0.9", "MyToken"), P11N_E_THROTTLED);
+    fake_now += 60 * SEC;
+    assert_int_equal(p11n_access_check(acc, g, "10.0.0.9", "MyToken"), P11N_E_THROTTLED);
+    fake_now += 3540 * SEC;
+    assert_int_equal(p11n_access_check(acc, g, "10.0.0.9", "MyToken"), P11N_OK);
+    p11n_access_free(acc);
+    c.period_s = P11N_THROTTLE_MAX_PERIOD + 1;
+    assert_int_equal(p11n_access_new(&acc, &c, err, sizeof(err)), P11N_E_USAGE);
+}
+
 static void test_throttle_sustained_rate(void **state)
 {
     (void)state;
@@ -323,7 +350,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_acl_allows_all),     cmocka_unit_test(test_acl_rules),
         cmocka_unit_test(test_acl_bad_files),         cmocka_unit_test(test_filter_tokens),
-        cmocka_unit_test(test_throttle_bucket),       cmocka_unit_test(test_throttle_sustained_rate),
+        cmocka_unit_test(test_throttle_bucket),       cmocka_unit_test(test_throttle_period),       cmocka_unit_test(test_throttle_sustained_rate),
         cmocka_unit_test(test_throttle_defaults_run64), cmocka_unit_test(test_throttle_bounded),
         cmocka_unit_test(test_bad_config),
     };

@@ -34,7 +34,7 @@ client1@p11net.test = MyToken     # by email SAN
 client2.p11net.test = Token2, Token3   # by DNS SAN
 ACL
 cp "$T/my.pin" "$T/world.pin"; chmod 644 "$T/world.pin"
-start_server $(tls_server_args) --acl "$T/acl" --token-pin "MyToken=$T/world.pin" --throttle-burst 3 --throttle-rate 1
+start_server $(tls_server_args) --acl "$T/acl" --token-pin "MyToken=$T/world.pin" --throttle-burst 3 --throttle-rate 1 --throttle-period 3600
 expect_grep "world.pin is accessible by group or others" "$T/server.log" "world-readable PIN file warned about (before listening)"
 
 cat >"$T/c1.csv" <<'CSV'

@@ -28,7 +28,7 @@ B64_DELTA=$(printf '%s' "${PT[3]}" | base64 -w0)
 : >"$T/client.out"; : >"$T/client.err"
 c() { "$P11NET" "$@" >>"$T/client.out" 2>>"$T/client.err"; }
 
-start_server $(tls_server_args) --log-level debug --token-pin "SrvTok=$T/srv.pin" --throttle-burst 3 --throttle-rate 1
+start_server $(tls_server_args) --log-level debug --token-pin "SrvTok=$T/srv.pin" --throttle-burst 3 --throttle-rate 1 --throttle-period 3600
 TC=$(as client1)
 
 # /proc: core size 0 and not dumpable (the kernel hands /proc/PID to root then).

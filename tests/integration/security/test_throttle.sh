@@ -13,7 +13,7 @@ make_tokens
 make_pki
 
 # ---- plaintext: the identity is the peer address --------------------------------
-start_server --throttle-burst 3 --throttle-rate 1
+start_server --throttle-burst 3 --throttle-rate 1 --throttle-period 3600
 cat >"$T/guess.csv" <<'CSV'
 Sign,MyToken,0001,a
 Sign,MyToken,0002,a
@@ -40,7 +40,7 @@ expect_code g 11 ok "ping unaffected"
 stop_server
 
 # ---- mutual TLS: the identity is the certificate ----------------------------------
-start_server $(tls_server_args) --throttle-burst 3 --throttle-rate 1
+start_server $(tls_server_args) --throttle-burst 3 --throttle-rate 1 --throttle-period 3600
 play t1 "$T/guess.csv" $(as client1)
 expect_code t1 4 THROTTLED "TLS client1: 4th wrong PIN THROTTLED"
 printf 'Sign,MyToken,1234,a\n' >"$T/one.csv"

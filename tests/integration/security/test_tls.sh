@@ -81,7 +81,7 @@ wait_log "tls_error" "server logged the TLS errors"
 expect_status 0 "run -n 8 over TLS" "$P11NET" run -n 8 -q $(as client1) "$P11NET_SOURCE_DIR/examples/requests.csv"
 [ "$(summary_field lost "$T/out")" = 0 ] && pass "run over TLS: lost=0" || fail "run over TLS: $(tail -1 "$T/out")"
 [ "$(summary_field ok "$T/out")" -gt 0 ] && pass "run over TLS: ok>0" || fail "run over TLS: ok=0"
-expect_status 0 "bench ping over TLS" "$P11NET" bench --op ping --connections 2 --pipeline 4 --duration 0.3 $(as client1)
+expect_status 0 "bench ping over TLS" "$P11NET" bench --op ping --connections 2 --pipeline 4 --duration 2 $(as client1)
 expect_grep "^ops=[1-9]" "$T/out" "bench over TLS counted operations"
 expect_grep "errors=0 " "$T/out" "bench over TLS without errors"
 expect_status 1 "bench with an untrusted certificate fails" "$P11NET" bench --op ping --connections 1 --duration 0.2 $(as rogue)
