@@ -56,6 +56,8 @@ struct bench {
     struct p11n_buf *frames;  /* per pipeline slot, wiped at the end (hold the PIN) */
     struct bconn *conns;
     unsigned open_conns;
+    unsigned connected_conns;
+    int started;              /* the measured window has begun */
     int stopping;
     uint64_t t_start, t_stop;
     uint64_t ops, errors, lost_conns;
@@ -66,6 +68,7 @@ struct bench {
 
 static void stop_all(struct bench *b);
 static void drain_cb(uv_timer_t *t);
+static void stop_cb(uv_timer_t *t);
 
 /* --op names, indexed by p11net_op. */
 static const char *const op_names[] = {"ping", "list", "encrypt", "sign", "decrypt", "verify"};
@@ -78,15 +81,44 @@ static void bconn_send(struct bconn *bc, unsigned slot)
     if (p11n_uvconn_send(bc->conn, p11n_buf_slice(f)) != P11N_OK) p11n_uvconn_close(bc->conn, P11N_E_IO);
 }
 
+static void fill_pipeline(struct bconn *bc)
+{
+    for (unsigned k = 0; k < (unsigned)bc->b->opt.pipeline; k++) bconn_send(bc, k);
+}
+
+/* The measured window starts once every connection is up (TCP and, with TLS, the
+ * handshake): setting up connections is not what bench measures, and a slow
+ * handshake must not eat a short --duration. */
+static void start_window(struct bench *b)
+{
+    if (b->started || b->stopping) return;
+    b->started = 1;
+    b->t_start = b->last_t = uv_hrtime();
+    uv_timer_start(&b->stop_timer, stop_cb, (uint64_t)llround(b->opt.duration * 1000), 0);
+    for (long i = 0; i < b->opt.connections; i++)
+        if (b->conns[i].conn && b->conns[i].connected) fill_pipeline(&b->conns[i]);
+}
+
+/* Connections still not up after the timeout: measure with those that are. */
+static void connect_timeout_cb(uv_timer_t *t)
+{
+    start_window(t->data);
+}
+
 static void on_connect(struct p11n_uvconn *conn)
 {
     struct bconn *bc = conn->data;
+    struct bench *b = bc->b;
     bc->connected = 1;
-    if (bc->b->stopping) {
+    if (b->stopping) {
         p11n_uvconn_close(conn, P11N_OK);
         return;
     }
-    for (unsigned k = 0; k < (unsigned)bc->b->opt.pipeline; k++) bconn_send(bc, k);
+    if (b->started) {
+        fill_pipeline(bc); /* a latecomer after the connect timeout */
+        return;
+    }
+    if (++b->connected_conns == b->open_conns) start_window(b);
 }
 
 static void on_reply(struct p11n_uvconn *conn, p11n_msg *msg)
@@ -132,7 +164,13 @@ static void on_close(struct p11n_uvconn *conn, p11n_rc why)
         b->errors += (uint64_t)bc->inflight * (uint64_t)b->opt.batch;
     }
     bc->conn = NULL;
-    if (--b->open_conns == 0) stop_all(b);
+    if (bc->connected && !b->started) b->connected_conns--;
+    if (--b->open_conns == 0) {
+        stop_all(b);
+        return;
+    }
+    /* The rest may all be up now. */
+    if (!b->started && b->connected_conns == b->open_conns) start_window(b);
 }
 
 static const struct p11n_uvconn_cbs bench_cbs = {on_connect, on_reply, on_close};
@@ -340,7 +378,6 @@ int p11n_cmd_bench(int argc, char **argv)
     uv_timer_init(&b->loop, &b->progress_timer);
     uv_timer_init(&b->loop, &b->drain_timer);
     b->stop_timer.data = b->progress_timer.data = b->drain_timer.data = b;
-    b->t_start = b->last_t = uv_hrtime();
     for (long i = 0; i < bo.connections; i++) {
         struct bconn *bc = &b->conns[i];
         bc->b = b;
@@ -354,7 +391,8 @@ int p11n_cmd_bench(int argc, char **argv)
         }
         b->open_conns++;
     }
-    uv_timer_start(&b->stop_timer, stop_cb, (uint64_t)llround(bo.duration * 1000), 0);
+    b->t_start = b->last_t = uv_hrtime();
+    uv_timer_start(&b->stop_timer, connect_timeout_cb, (uint64_t)b->drain_ms, 0);
     if (isatty(STDERR_FILENO)) uv_timer_start(&b->progress_timer, progress_cb, 1000, 1000);
     if (b->open_conns == 0) stop_all(b);
     uv_run(&b->loop, UV_RUN_DEFAULT);

@@ -94,10 +94,10 @@ expect_grep 'TLS: cannot load CA' "$T/err" "clear TLS message"
 
 # bench: every op, the summary line, a failing bench
 for op in ping list sign verify encrypt decrypt; do
-  expect_status 0 "bench --op $op" "$P11NET" bench --op "$op" "${TOK[@]}" -c 4 -p 2 --duration 0.3
+  expect_status 0 "bench --op $op" "$P11NET" bench --op "$op" "${TOK[@]}" -c 4 -p 2 --duration 1
   expect_grep '^ops=[1-9][0-9]* errors=0 rate=[0-9.]+ p50_ms=[0-9.]+ p90_ms=[0-9.]+ p99_ms=[0-9.]+ p999_ms=[0-9.]+$' "$T/out" "bench $op summary line"
 done
-expect_status 0 "bench batch of 16" "$P11NET" bench --op encrypt "${TOK[@]}" -c 2 -p 1 --batch 16 --duration 0.3
+expect_status 0 "bench batch of 16" "$P11NET" bench --op encrypt "${TOK[@]}" -c 2 -p 1 --batch 16 --duration 1
 OPS=$(summary_field ops "$T/out")
 [ $((OPS % 16)) -eq 0 ] && [ "$OPS" -gt 0 ] && pass "bench counts operations per batch item" || fail "bench ops=$OPS not a multiple of 16"
 expect_status 1 "bench with a wrong PIN" "$P11NET" bench --op sign --token MyToken --pin 0000 --duration 0.2
