@@ -49,7 +49,7 @@ soak: build
 	@bash tests/soak/run.sh $(BUILD)
 
 check-all: test
-	@bash scripts/check-all.sh $(BUILD)
+	@bash scripts/check-all.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz .demo
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz build-valgrind .demo

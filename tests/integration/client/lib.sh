@@ -36,7 +36,7 @@ make_tokens() {
 start_server() {
   local fifo=$T/server.fifo line
   rm -f "$fifo"; mkfifo "$fifo"
-  "$P11NETD" --listen 127.0.0.1:0 --module "${P11NET_MODULE:-/usr/lib/softhsm/libsofthsm2.so}" "$@" 2>"$fifo" &
+  "${P11NETD_WRAPPER:-$P11NETD}" --listen 127.0.0.1:0 --module "${P11NET_MODULE:-/usr/lib/softhsm/libsofthsm2.so}" "$@" 2>"$fifo" &
   SERVER_PID=$!
   exec 9<"$fifo"
   SERVER=

@@ -43,7 +43,7 @@ expect_code() {
 start_server_expect_fail() {
   local desc=$1 st
   shift
-  timeout 60 "$P11NETD" --module "${P11NET_MODULE:-/usr/lib/softhsm/libsofthsm2.so}" "$@" >"$T/out" 2>"$T/err" </dev/null
+  timeout 60 "${P11NETD_WRAPPER:-$P11NETD}" --module "${P11NET_MODULE:-/usr/lib/softhsm/libsofthsm2.so}" "$@" >"$T/out" 2>"$T/err" </dev/null
   st=$?
   if [ "$st" -eq 2 ] && [ -s "$T/err" ]; then pass "$desc (exit 2: $(head -1 "$T/err"))"; else
     fail "$desc: exit $st, wanted 2 with a message"; head -5 "$T/err" >&2
