@@ -15,5 +15,5 @@ for name in frame request csv; do
   cp -n "$root/fuzz/corpus/$name/"* "$work/" 2>/dev/null || true
   echo "== fuzz_$name for ${seconds}s"
   (cd "$build" && "./fuzz/fuzz_$name" -max_total_time="$seconds" -print_final_stats=1 -max_len=4096 "$work" 2>&1 |
-     grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::new_units_added|Done)|cov:' | tail -3)
+     grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::new_units_added|Done)' | tail -4)
 done
