@@ -12,7 +12,9 @@
 # forwarding of the same module, driven by the same program; (3) p11net over TCP
 # loopback (and TLS when `p11net bench` supports it); (4) request overhead, p11net
 # ping beside redis-benchmark ping; (5) p11netd's memory with many idle
-# connections. The "target" column says whether the issue's targets are met.
+# connections; (6) the targets, each pair measured alternately; (7) the default
+# server against the single event loop it replaced (--io-threads 1 --no-inline).
+# The "target" column says whether the issue's targets are met.
 # Progress goes to stderr, the table to stdout. Everything started here is stopped
 # here; the exit status is 0 unless the harness itself failed.
 set -euo pipefail
@@ -275,7 +277,7 @@ pair() {
   T_RATE_B[$key]=$(awk -v s="$rb" -v n="$rounds" 'BEGIN{printf "%.1f", s / n}')
   T_P50_B[$key]=$(awk -v s="$p50" -v n="$rounds" 'BEGIN{printf "%.3f", s / n}')
   T_P99_B[$key]=$(awk -v s="$p99" -v n="$rounds" 'BEGIN{printf "%.3f", s / n}')
-  trows+=("$key|$2|$3")
+  trows+=("$key|$2|$3|${pair_section:-6 targets}")
 }
 pair t_ceiling "p11net RSA-2048 sign vs in-process ceiling ($ncpu threads)" "16 conn, pipeline 1, batch 1" \
   m_ceiling 'm_net "${sign_rsa[@]}" -c 16'
@@ -286,6 +288,26 @@ pair t_kit_rsa16 "p11net vs p11-kit, RSA-2048 sign" "16 connections" 'm_kit rsa 
 pair t_kit_ec1 "p11net vs p11-kit, ECDSA P-256 sign" "1 connection" 'm_kit ecdsa 1' 'm_net "${sign_ec[@]}" -c 1'
 pair t_kit_ec16 "p11net vs p11-kit, ECDSA P-256 sign" "16 connections" 'm_kit ecdsa 16' 'm_net "${sign_ec[@]}" -c 16'
 pair t_ping50 "p11net ping vs redis-benchmark ping" "50 connections, pipeline 1" m_redis50 'm_net --op ping -c 50'
+
+# ---- 7. reactors against the single event loop they replaced ----------------------------
+# `--io-threads 1 --no-inline` is the design before reactors (src/server/reactor.h):
+# one loop thread, every HSM call in the pool. Same build, same tokens, alternately.
+start_p11netd single --io-threads 1 --no-inline
+single_pid=$srv_pid single_addr=$srv_addr
+m_single() { last_line "$p11net" bench --server "$single_addr" --duration "$secs" "$@"; }
+pair_section="7 reactors"
+for c in 1 "$ncpu" 16; do
+  pair "r_rsa$c" "p11netd default vs one loop (--io-threads 1 --no-inline), RSA-2048 sign" "$c conn, pipeline 1" \
+    "m_single \"\${sign_rsa[@]}\" -c $c" "m_net \"\${sign_rsa[@]}\" -c $c"
+done
+pair r_rsa1p8 "p11netd default vs one loop (--io-threads 1 --no-inline), RSA-2048 sign" "1 conn, pipeline 8" \
+  'm_single "${sign_rsa[@]}" -c 1 -p 8' 'm_net "${sign_rsa[@]}" -c 1 -p 8'
+for c in 1 16; do
+  pair "r_ec$c" "p11netd default vs one loop (--io-threads 1 --no-inline), ECDSA P-256 sign" "$c conn, pipeline 1" \
+    "m_single \"\${sign_ec[@]}\" -c $c" "m_net \"\${sign_ec[@]}\" -c $c"
+done
+pair_section="6 targets"
+stop_pid "$single_pid"
 
 stop_pid "$plain_pid"
 stop_pid "$redis_pid"
@@ -331,6 +353,7 @@ target_of() {
     t_ceiling)
       echo "ceiling ${a}/s; ≥ 90%: $(pct "$b" "$a") $(verdict ge "$b" "$(awk -v c="$a" 'BEGIN{print 0.9 * c}')"); p99 ≤ 2×p50: $(verdict ge "$(awk -v x="${T_P50_B[$key]}" 'BEGIN{print 2 * x}')" "${T_P99_B[$key]}")" ;;
     t_ping50) echo "redis-benchmark ${a}/s; p11net ≥ redis: $(pct "$b" "$a") $(verdict ge "$b" "$a")" ;;
+    r_*) echo "one loop ${a}/s; default: $(pct "$b" "$a") of it" ;;
     *) echo "p11-kit ${a}/s; p11net ≥ p11-kit: $(pct "$b" "$a") $(verdict ge "$b" "$a")" ;;
   esac
 }
@@ -351,8 +374,8 @@ for r in "${rows[@]}"; do
   echo "| $section | $what | $config | $(printf '%.0f' "$rate") | ${P50[$key]} | ${P99[$key]} | ${CPU[$key]:+${CPU[$key]}%} | — |"
 done
 for r in "${trows[@]}"; do
-  IFS='|' read -r key what config <<<"$r"
-  echo "| 6 targets | $what | $config; back to back ×$rounds | $(printf '%.0f' "${T_RATE_B[$key]}") | ${T_P50_B[$key]} | ${T_P99_B[$key]} | | $(target_of "$key") |"
+  IFS='|' read -r key what config section <<<"$r"
+  echo "| $section | $what | $config; back to back ×$rounds | $(printf '%.0f' "${T_RATE_B[$key]}") | ${T_P50_B[$key]} | ${T_P99_B[$key]} | | $(target_of "$key") |"
 done
 mem_target="≤ 16 KiB/conn: $( [ "$per_conn" != n/a ] && verdict ge 16 "$per_conn" || echo "NOT met"); $nconns served: $(verdict [ "$served" -ge "$nconns" ])"
 echo "| 5 memory | p11netd VmRSS idle | fresh server, 1 ping | — | — | — | — | ${rss0} KiB |"

@@ -33,6 +33,10 @@ static const struct opt opts[] = {
      "HOST:PORT or unix:/path to listen on; repeatable; port 0 picks a free port"},
     {"module", OPT_STR, F(module), 0, 0, "/usr/lib/softhsm/libsofthsm2.so", 0, "PKCS#11 module to load"},
     {"workers", OPT_UINT, F(workers), 1, 1024, NULL, 0, "threads that call the HSM (default: number of cores)"},
+    {"io-threads", OPT_UINT, F(io_threads), 1, 256, NULL, 0,
+     "event-loop threads serving connections (default: number of cores)"},
+    {"no-inline", OPT_FLAG, F(no_inline), 0, 0, NULL, 0,
+     "never run an HSM call on an event-loop thread, even an idle one (for HSMs with slow calls)"},
     {"max-frame", OPT_U64, F(max_frame), 64, 64 * MiB, "1048576", 0, "largest frame accepted, bytes"},
     {"max-batch", OPT_U64, F(max_batch), 1, 65536, "256", 0, "most inputs in one request"},
     {"max-inflight", OPT_U64, F(max_inflight), 1, 65536, "128", 0,
@@ -182,10 +186,9 @@ p11n_rc p11n_config_parse(struct p11n_config *cfg, int argc, char **argv)
         if (o->type == OPT_STR && !*(const char **)((char *)cfg + o->offset)) P11N_TRY(apply(cfg, o, o->def));
         if (o->type == OPT_U64 && !*(uint64_t *)((char *)cfg + o->offset)) P11N_TRY(apply(cfg, o, o->def));
     }
-    if (!cfg->workers) {
-        nproc = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg->workers = nproc > 0 ? (unsigned)nproc : 1;
-    }
+    nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!cfg->workers) cfg->workers = nproc > 0 ? (unsigned)nproc : 1;
+    if (!cfg->io_threads) cfg->io_threads = nproc > 0 ? (unsigned)nproc : 1;
     if (p11n_log_level_parse(cfg->log_level) < 0) {
         fprintf(stderr, "p11netd: --log-level must be error, warn, info or debug\n");
         return P11N_E_USAGE;

@@ -21,6 +21,8 @@ struct p11n_config {
     size_t n_listen;
     const char *module;
     unsigned workers;
+    unsigned io_threads;   /* reactors (reactor.h) */
+    int no_inline;         /* 1: every HSM call goes to the worker pool */
     uint64_t max_frame;
     uint64_t max_batch;
     uint64_t max_inflight;

@@ -6,13 +6,10 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "reactor.h"
 #include "tls.h"
 
-/* One read buffer for all connections: the loop thread handles one read at a time
- * and parses it completely before the next, so an idle connection owns no read
- * buffer at all (only a frame split across reads is copied into its decoder). */
-#define READ_BUF_SIZE 65536
-static uint8_t read_buf[READ_BUF_SIZE];
+#define READ_BUF_SIZE P11N_READ_BUF_SIZE
 
 /* Output buffers larger than this are given back after each flush, so a burst of
  * big replies does not pin memory on a connection that then goes idle. */
@@ -31,16 +28,20 @@ static void tls_read(struct p11n_conn *c, struct p11n_slice cipher);
 static void send_bytes(struct p11n_conn *c, struct p11n_buf *bytes, size_t replies);
 static void schedule_flush(struct p11n_conn *c);
 
-struct p11n_conn *p11n_conn_new(struct p11n_server *srv)
+struct p11n_conn *p11n_conn_new(struct p11n_reactor *r)
 {
     struct p11n_conn *c = calloc(1, sizeof(*c));
 
     if (!c) return NULL;
-    c->srv = srv;
-    c->id = ++srv->next_conn_id;
+    c->srv = r->srv;
+    c->r = r;
+    c->id = atomic_fetch_add(&r->srv->next_conn_id, 1) + 1;
     c->refs = 1;
     c->h.handle.data = c;
-    p11n_frame_decoder_init(&c->dec, srv->cfg.max_frame);
+    p11n_frame_decoder_init(&c->dec, r->srv->cfg.max_frame);
+    c->next = r->conns;
+    if (r->conns) r->conns->prev = c;
+    r->conns = c;
     return c;
 }
 
@@ -66,7 +67,7 @@ static void close_cb(uv_handle_t *h)
 
 void p11n_conn_close(struct p11n_conn *c, const char *reason)
 {
-    struct p11n_server *srv = c->srv;
+    struct p11n_reactor *r = c->r;
 
     if (c->closing) return;
     c->closing = 1;
@@ -75,19 +76,22 @@ void p11n_conn_close(struct p11n_conn *c, const char *reason)
     if (c->prev)
         c->prev->next = c->next;
     else
-        srv->conns = c->next;
+        r->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     c->next = c->prev = NULL;
-    if (!c->rejected) srv->n_conns--;
+    if (!c->rejected) atomic_fetch_sub(&c->srv->n_conns, 1);
+    atomic_fetch_sub(&r->load, 1);
     uv_close(&c->h.handle, close_cb);
-    if (srv->draining && !srv->conns) p11n_server_drained(srv);
+    p11n_reactor_conns_gone(r);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h, (void)suggested;
-    buf->base = (char *)read_buf;
-    buf->len = sizeof(read_buf);
+    struct p11n_conn *c = h->data;
+
+    (void)suggested;
+    buf->base = (char *)c->r->read_buf;
+    buf->len = sizeof(c->r->read_buf);
 }
 
 static void pause_reading(struct p11n_conn *c)
@@ -109,7 +113,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         OPENSSL_cleanse(buf->base, (size_t)nread);
         if (!c->closing)
             c->partial_since_ms =
-                p11n_frame_pending(&c->dec) || (c->tls && !p11n_tls_ready(c->tls)) ? uv_now(c->srv->loop) : 0;
+                p11n_frame_pending(&c->dec) || (c->tls && !p11n_tls_ready(c->tls)) ? uv_now(&c->r->loop) : 0;
         return;
     }
     if (nread == 0) return; /* EAGAIN */
@@ -179,13 +183,13 @@ static void resume_reading(struct p11n_conn *c)
         tls_read(c, p11n_slice_of(NULL, 0));
         if (c->closing || c->inflight >= c->srv->cfg.max_inflight) return;
     }
-    if (c->srv->draining && c->inflight == 0) return; /* try_close_idle will close it */
+    if (c->r->draining && c->inflight == 0) return; /* try_close_idle will close it */
     if (uv_read_start(&c->h.stream, alloc_cb, read_cb) != 0) {
         p11n_conn_close(c, "read_start");
         return;
     }
     c->reading = 1;
-    if (p11n_frame_pending(&c->dec)) c->partial_since_ms = uv_now(c->srv->loop);
+    if (p11n_frame_pending(&c->dec)) c->partial_since_ms = uv_now(&c->r->loop);
 }
 
 /* Closes c when nothing more is owed to or expected from it. */
@@ -194,7 +198,7 @@ static void try_close_idle(struct p11n_conn *c)
     if (c->closing || c->inflight > 0) return;
     if (c->close_when_flushed) p11n_conn_close(c, "error_sent");
     else if (c->eof) p11n_conn_close(c, "eof");
-    else if (c->srv->draining) p11n_conn_close(c, "drain");
+    else if (c->r->draining) p11n_conn_close(c, "drain");
 }
 
 static void replies_written(struct p11n_conn *c, size_t n)
@@ -206,19 +210,14 @@ static void replies_written(struct p11n_conn *c, size_t n)
 
 p11n_rc p11n_conn_start(struct p11n_conn *c)
 {
-    struct p11n_server *srv = c->srv;
-
-    c->next = srv->conns;
-    if (srv->conns) srv->conns->prev = c;
-    srv->conns = c;
     if (c->rejected) {
         p11n_conn_fail(c, P11N_E_BUSY, "server at its connection limit");
         /* Under TLS the BUSY frame can only go out after a handshake. */
         if (c->tls && uv_read_start(&c->h.stream, alloc_cb, read_cb) == 0) c->reading = 1;
         return P11N_OK;
     }
-    srv->n_conns++;
-    p11n_log(P11N_LOG_DEBUG, "conn=%llu peer=%s open conns=%zu", (unsigned long long)c->id, c->peer, srv->n_conns);
+    p11n_log(P11N_LOG_DEBUG, "conn=%llu peer=%s open reactor=%u conns=%zu", (unsigned long long)c->id, c->peer,
+             c->r->index, atomic_load(&c->srv->n_conns));
     resume_reading(c);
     return c->closing ? P11N_E_IO : P11N_OK;
 }
@@ -228,8 +227,8 @@ static void schedule_flush(struct p11n_conn *c)
     if (c->on_flush_list) return;
     c->on_flush_list = 1;
     c->refs++; /* the flush list holds a reference until flush_all has run */
-    c->flush_next = c->srv->flush_list;
-    c->srv->flush_list = c;
+    c->flush_next = c->r->flush_list;
+    c->r->flush_list = c;
 }
 
 void p11n_conn_reply(struct p11n_conn *c, const p11n_msg *reply)
@@ -346,14 +345,14 @@ static void flush(struct p11n_conn *c)
 static void tls_read(struct p11n_conn *c, struct p11n_slice cipher)
 {
     /* Plaintext is decrypted in steps of one read buffer; it is parsed at once. */
-    static struct p11n_buf plain;
+    struct p11n_buf *plain = &c->r->tls_plain;
     struct p11n_buf out = {0};
     int was_ready = p11n_tls_ready(c->tls);
     p11n_rc rc = p11n_tls_feed(c->tls, cipher);
 
     while (rc == P11N_OK) {
-        plain.len = 0;
-        rc = p11n_tls_read(c->tls, &plain, READ_BUF_SIZE);
+        plain->len = 0;
+        rc = p11n_tls_read(c->tls, plain, READ_BUF_SIZE);
         if (!was_ready && p11n_tls_ready(c->tls)) {
             was_ready = 1;
             /* The identity is the verified certificate's: CN first, then SANs. */
@@ -362,9 +361,9 @@ static void tls_read(struct p11n_conn *c, struct p11n_slice cipher)
             p11n_log(P11N_LOG_DEBUG, "conn=%llu tls_ready identity=\"%s\"", (unsigned long long)c->id, c->identity);
             if (c->out.len) schedule_flush(c); /* e.g. the BUSY of a rejected conn */
         }
-        if (plain.len) feed(c, p11n_buf_slice(&plain));
-        OPENSSL_cleanse(plain.data, plain.len);
-        if (plain.len < READ_BUF_SIZE || c->closing || c->inflight >= c->srv->cfg.max_inflight) break;
+        if (plain->len) feed(c, p11n_buf_slice(plain));
+        OPENSSL_cleanse(plain->data, plain->len);
+        if (plain->len < READ_BUF_SIZE || c->closing || c->inflight >= c->srv->cfg.max_inflight) break;
     }
     if (p11n_tls_take_output(c->tls, &out) == P11N_OK) send_bytes(c, &out, 0);
     p11n_buf_cleanup(&out);
@@ -376,12 +375,12 @@ static void tls_read(struct p11n_conn *c, struct p11n_slice cipher)
     }
 }
 
-void p11n_conn_flush_all(struct p11n_server *srv)
+void p11n_conn_flush_all(struct p11n_reactor *r)
 {
     struct p11n_conn *c, *next;
 
-    c = srv->flush_list;
-    srv->flush_list = NULL;
+    c = r->flush_list;
+    r->flush_list = NULL;
     for (; c; c = next) {
         next = c->flush_next;
         c->flush_next = NULL;
@@ -391,12 +390,12 @@ void p11n_conn_flush_all(struct p11n_server *srv)
     }
 }
 
-void p11n_conn_sweep_idle(struct p11n_server *srv)
+void p11n_conn_sweep_idle(struct p11n_reactor *r)
 {
-    uint64_t now = uv_now(srv->loop), limit = srv->cfg.idle_timeout_s * 1000;
+    uint64_t now = uv_now(&r->loop), limit = r->srv->cfg.idle_timeout_s * 1000;
     struct p11n_conn *c, *next;
 
-    for (c = srv->conns; c; c = next) {
+    for (c = r->conns; c; c = next) {
         next = c->next;
         /* A paused conn is waiting on us, not on its client. */
         if (c->reading && c->partial_since_ms && now - c->partial_since_ms >= limit)
@@ -404,11 +403,11 @@ void p11n_conn_sweep_idle(struct p11n_server *srv)
     }
 }
 
-void p11n_conn_drain(struct p11n_server *srv)
+void p11n_conn_drain(struct p11n_reactor *r)
 {
     struct p11n_conn *c, *next;
 
-    for (c = srv->conns; c; c = next) {
+    for (c = r->conns; c; c = next) {
         next = c->next;
         try_close_idle(c);
     }

@@ -1,8 +1,8 @@
-/* A client connection (a libuv handle), owned by the loop thread.
+/* A client connection (a libuv handle), owned by the loop thread of its reactor.
  *
- * Life cycle. Created by listener.c on accept; reads frames and hands each to
- * dispatch.c; queues replies (p11n_conn_reply) that are written once per loop turn
- * (p11n_conn_flush_all, from the server's check handle). A conn is freed only when
+ * Life cycle. Accepted by listener.c and adopted by a reactor (reactor.h); reads
+ * frames and hands each to dispatch.c; queues replies (p11n_conn_reply) that are
+ * written once per loop turn (p11n_conn_flush_all, from the reactor's check handle). A conn is freed only when
  * its handle's close callback has run AND no request still points at it (refs == 0),
  * so a worker that finishes after the client left finds a valid conn marked closing
  * and just drops its reply.
@@ -19,13 +19,15 @@
 #include "buf.h"
 #include "frame.h"
 #include "proto.h"
+#include "reactor.h"
 #include "server.h"
 #include "strvec.h"
 
 struct p11n_conn {
     union p11n_stream h;
     struct p11n_server *srv;
-    struct p11n_conn *next, *prev;   /* srv->conns */
+    struct p11n_reactor *r;          /* whose loop thread serves it, for life */
+    struct p11n_conn *next, *prev;   /* r->conns */
     struct p11n_conn *flush_next;    /* on the flush list while out has bytes */
     uint64_t id;
     char peer[64];                   /* address for logs and, without TLS, client identity */
@@ -50,10 +52,11 @@ struct p11n_conn {
     unsigned grant_set : 1;          /* grant has been looked up (after the handshake) */
 };
 
-/* Starts serving an accepted stream. `rejected` conns only get a BUSY reply. */
+/* Starts serving an opened stream. `rejected` conns only get a BUSY reply. */
 P11N_MUST_USE p11n_rc p11n_conn_start(struct p11n_conn *c);
-/* Allocates a conn for srv (the caller initializes and accepts c->h). */
-struct p11n_conn *p11n_conn_new(struct p11n_server *srv);
+/* Allocates a conn on r and links it into r->conns; the caller initializes and
+ * opens c->h at once (p11n_conn_close may then be called at any time). */
+struct p11n_conn *p11n_conn_new(struct p11n_reactor *r);
 /* Queues one reply frame; counts it against inflight when the frame answers a
  * request that was read. */
 void p11n_conn_reply(struct p11n_conn *c, const p11n_msg *reply);
@@ -64,10 +67,10 @@ void p11n_conn_close(struct p11n_conn *c, const char *reason);
 /* Drops one request reference; frees c when it was the last. */
 void p11n_conn_unref(struct p11n_conn *c);
 /* Writes every queued reply; called once per loop turn. */
-void p11n_conn_flush_all(struct p11n_server *srv);
+void p11n_conn_flush_all(struct p11n_reactor *r);
 /* Closes connections whose partial frame has waited longer than idle_timeout_s. */
-void p11n_conn_sweep_idle(struct p11n_server *srv);
+void p11n_conn_sweep_idle(struct p11n_reactor *r);
 /* Drain: closes each conn as soon as it has nothing in flight. */
-void p11n_conn_drain(struct p11n_server *srv);
+void p11n_conn_drain(struct p11n_reactor *r);
 
 #endif

@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "log.h"
 #include "ops.h"
+#include "reactor.h"
 #include "req.h"
 
 struct p11n_op {
@@ -89,10 +90,8 @@ static void answer(struct p11n_conn *c, const p11n_msg *msg, p11n_rc rc, const c
     p11n_conn_reply(c, &reply);
 }
 
-static void work_cb(uv_work_t *w)
+void p11n_dispatch_run(struct p11n_req *req)
 {
-    struct p11n_req *req = p11n_req_of_work(w);
-
     req->rc = req->op->handler(req);
     /* LIST without a PIN names the tokens: only those this client may use. */
     if (req->rc == P11N_OK && req->op->flag == P11NET__PROTO_MESSAGE_TYPE__LIST && req->pin.len == 0)
@@ -100,13 +99,11 @@ static void work_cb(uv_work_t *w)
     if (req->rc != P11N_OK && !req->err[0]) snprintf(req->err, sizeof(req->err), "%s", p11n_rc_name(req->rc));
 }
 
-static void after_work_cb(uv_work_t *w, int status)
+void p11n_dispatch_finish(struct p11n_req *req)
 {
-    struct p11n_req *req = p11n_req_of_work(w);
     struct p11n_conn *c = req->conn;
     char idbuf[40];
 
-    if (status != 0) p11n_req_fail(req, P11N_E_HSM, "request cancelled");
     p11n_log(P11N_LOG_DEBUG, "conn=%llu req=\"%s\" op=%s n=%zu rc=%s ms=%.3f", (unsigned long long)c->id,
              loggable_id(req->msg->id, idbuf), req->op->name, req->n_in, p11n_rc_name(req->rc),
              ms_since(req->t_start_ns));
@@ -177,7 +174,7 @@ void p11n_dispatch_frame(struct p11n_conn *c, struct p11n_slice body)
         answer(c, NULL, P11N_E_BAD_REQUEST, "frame body is not a ProtoMessage", NULL);
         return;
     }
-    if (srv->draining) {
+    if (c->r->draining) {
         answer(c, msg, P11N_E_SHUTTING_DOWN, "server is shutting down; request not executed", NULL);
         p11n_msg_free(msg);
         return;
@@ -216,10 +213,6 @@ void p11n_dispatch_frame(struct p11n_conn *c, struct p11n_slice body)
         p11n_req_free(req);
         return;
     }
-    c->refs++; /* the request points at c until after_work_cb */
-    if (uv_queue_work(srv->loop, &req->work, work_cb, after_work_cb) != 0) {
-        c->refs--;
-        answer(c, msg, P11N_E_HSM, "could not queue the request", NULL);
-        p11n_req_free(req);
-    }
+    c->refs++; /* the request points at c until p11n_dispatch_finish */
+    p11n_reactor_submit(c->r, req);
 }

@@ -1,6 +1,7 @@
 #include "listener.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "reactor.h"
 #include "tls.h"
 
 /* The kernel caps this at net.core.somaxconn; ask for plenty so a burst of
@@ -104,39 +106,69 @@ static void describe_peer(struct p11n_conn *c, int is_unix)
     format_addr(&a, c->identity, sizeof(c->identity), 0);
 }
 
-static void conn_handle_close_cb(uv_handle_t *h)
+static void free_handle_cb(uv_handle_t *h)
 {
     free(h->data);
 }
 
+void p11n_listener_serve(struct p11n_conn *c, int is_unix, int opened)
+{
+    struct p11n_server *srv = c->srv;
+
+    if (!opened) {
+        p11n_conn_close(c, "open_failed");
+        return;
+    }
+    if (!is_unix) uv_tcp_nodelay(&c->h.tcp, 1);
+    describe_peer(c, is_unix);
+    if (srv->tls && !is_unix && p11n_tls_conn_new(srv->tls, NULL, &c->tls) != P11N_OK) {
+        p11n_conn_close(c, "tls_setup");
+        return;
+    }
+    if (p11n_conn_start(c) != P11N_OK) return; /* start closed it */
+}
+
+/* Counts a new connection against --max-conns; false when it is over. Only this
+ * (the main loop) thread adds to n_conns, so check and add cannot race. */
+static int admit(struct p11n_server *srv)
+{
+    if (atomic_load(&srv->draining) || atomic_load(&srv->n_conns) >= srv->cfg.max_conns) return 0;
+    atomic_fetch_add(&srv->n_conns, 1);
+    return 1;
+}
+
+/* Accepts on the main loop, then hands the socket to a reactor (reactor.h). A
+ * libuv handle belongs to one loop, so the socket moves as a duplicate descriptor
+ * and the accepting handle is closed. */
 static void connection_cb(uv_stream_t *server, int status)
 {
     struct p11n_listener *l = server->data;
     struct p11n_server *srv = l->srv;
-    struct p11n_conn *c;
+    union p11n_stream *tmp;
+    uv_os_fd_t fd;
+    int own = -1;
 
     if (status < 0) {
         p11n_log(P11N_LOG_WARN, "listener=%s accept_error=%s", l->name, uv_err_name(status));
         return;
     }
-    if (!(c = p11n_conn_new(srv))) return;
+    if (!(tmp = calloc(1, sizeof(*tmp)))) {
+        p11n_log(P11N_LOG_WARN, "listener=%s accept_error=nomem", l->name);
+        return;
+    }
     if (l->is_unix)
-        uv_pipe_init(srv->loop, &c->h.pipe, 0);
+        uv_pipe_init(srv->loop, &tmp->pipe, 0);
     else
-        uv_tcp_init(srv->loop, &c->h.tcp);
-    c->h.handle.data = c;
-    if (uv_accept(server, &c->h.stream) != 0) {
-        uv_close(&c->h.handle, conn_handle_close_cb);
+        uv_tcp_init(srv->loop, &tmp->tcp);
+    tmp->handle.data = tmp;
+    if (uv_accept(server, &tmp->stream) == 0 && uv_fileno(&tmp->handle, &fd) == 0)
+        own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    uv_close(&tmp->handle, free_handle_cb);
+    if (own < 0) {
+        p11n_log(P11N_LOG_WARN, "listener=%s accept_error=dup", l->name);
         return;
     }
-    if (!l->is_unix) uv_tcp_nodelay(&c->h.tcp, 1);
-    describe_peer(c, l->is_unix);
-    if (srv->tls && !l->is_unix && p11n_tls_conn_new(srv->tls, NULL, &c->tls) != P11N_OK) {
-        uv_close(&c->h.handle, conn_handle_close_cb); /* not started: nothing else to undo */
-        return;
-    }
-    c->rejected = srv->n_conns >= srv->cfg.max_conns || srv->draining;
-    if (p11n_conn_start(c) != P11N_OK) return; /* start closed it */
+    p11n_reactor_hand_off(srv, own, l->is_unix, !admit(srv));
 }
 
 static p11n_rc open_unix(struct p11n_server *srv, struct p11n_listener *l, const char *path)

@@ -1,9 +1,10 @@
 /* A request: one decoded frame on its way to a reply.
  *
  * Ownership and threads. A req is created on the loop thread by dispatch.c when a
- * frame arrives and is owned by exactly one thread at a time: the loop thread until
- * uv_queue_work, a pool thread inside the op handler, then the loop thread again in
- * the after-work callback, which writes the reply and frees the req. Handlers (pool
+ * frame arrives and is owned by exactly one thread at a time: the conn's loop thread
+ * until uv_queue_work, a pool thread inside the op handler, then the loop thread
+ * again in the after-work callback, which writes the reply and frees the req (or
+ * the loop thread throughout, when its reactor runs the req inline: reactor.h). Handlers (pool
  * threads) read only the fields marked [in] and write only those marked [out]; they
  * never touch req->conn. */
 #ifndef P11N_REQ_H
@@ -27,6 +28,7 @@ struct p11n_grant;
 
 struct p11n_req {
     uv_work_t work;                /* libuv's */
+    struct p11n_req *next;         /* loop thread: the reactor's list of requests to start */
     struct p11n_conn *conn;        /* loop thread only; NULL once the conn died */
     struct p11n_server *server;    /* [in] hsm, config; shared, read-only */
     const struct p11n_op *op;      /* [in] its dispatch row */

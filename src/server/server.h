@@ -2,6 +2,8 @@
 #ifndef P11N_SERVER_H
 #define P11N_SERVER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <uv.h>
 
 #include "config.h"
@@ -20,25 +22,28 @@ struct p11n_access;
 struct p11n_conn;
 struct p11n_listener;
 struct p11n_tls_ctx;
+struct p11n_reactor;
 
 struct p11n_server {
-    uv_loop_t *loop;               /* the one loop thread owns everything below ... */
-    struct p11n_config cfg;        /* read-only once the loop runs (pool threads read it) */
+    uv_loop_t *loop;               /* the main loop: listeners and signals */
+    struct p11n_config cfg;        /* read-only once the loop runs (other threads read it) */
     struct p11n_hsm *hsm;          /* thread-safe */
     struct p11n_access *access;    /* thread-safe */
     struct p11n_tls_ctx *tls;      /* NULL without --tls-cert */
+    struct p11n_reactor *reactors; /* n_reactors event loops (reactor.h); fixed while running */
+    unsigned n_reactors;
+    atomic_size_t n_conns;         /* open conns not rejected, all reactors: --max-conns */
+    atomic_uint_fast64_t next_conn_id;
+    atomic_int draining;           /* SIGTERM/SIGINT seen */
+    atomic_size_t hsm_outstanding; /* requests queued to or running on the HSM, all reactors */
 
-    /* ... loop thread only from here */
+    /* main loop thread only */
     struct p11n_listener *listeners;
-    struct p11n_conn *conns;       /* intrusive list of open connections */
-    struct p11n_conn *flush_list;  /* conns with replies queued this loop turn */
-    size_t n_conns;
-    size_t inflight;               /* requests read and not yet answered, all conns */
-    uint64_t next_conn_id;
-    int draining;                  /* SIGTERM/SIGINT seen */
     uv_signal_t sigterm, sigint;
-    uv_check_t flush;              /* writes queued replies once per loop turn */
-    uv_timer_t drain_timer;
+    uv_async_t reactor_done;       /* a reactor's thread has finished */
+    pthread_mutex_t done_lock;     /* guards n_done, done_closed */
+    unsigned n_done;
+    int done_closed;               /* reactor_done is closed: nothing may be sent */
 };
 
 #endif
@@ -48,5 +53,5 @@ struct p11n_server {
  * P11N_E_IO when a listener could not be opened. Thread: main (it becomes the loop
  * thread). */
 P11N_MUST_USE p11n_rc p11n_server_run(struct p11n_server *srv);
-/* Called by conn.c when the last connection of a draining server has closed. */
-void p11n_server_drained(struct p11n_server *srv);
+/* A reactor's thread, as it ends (drained). */
+void p11n_server_reactor_done(struct p11n_server *srv);

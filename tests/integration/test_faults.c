@@ -78,11 +78,11 @@ static int setup(void **state)
     return 0;
 }
 
+static void start_with(struct h_server *s, const char *io_threads);
+
 static void start(struct h_server *s)
 {
-    const char *args[] = {"--module", getenv("P11NET_FAULTMOD"), "--workers", "2", NULL};
-    assert_non_null(args[1]);
-    h_server_start(s, args);
+    start_with(s, "2");
 }
 
 static p11n_msg *sign_req(const char *id, const char *token, const char *pin)
@@ -171,13 +171,23 @@ static void test_logged_out_behind_our_back(void **state)
     assert_int_equal(h_server_stop(&s), 0);
 }
 
-/* A C_Sign that hangs for 5 s on one token: pings and another token are served
- * meanwhile, and the slow request is answered in the end. */
-static void test_hung_call_does_not_block_others(void **state)
+static void start_with(struct h_server *s, const char *io_threads)
 {
-    (void)state;
+    const char *args[] = {"--module", getenv("P11NET_FAULTMOD"), "--workers", "2", "--io-threads", io_threads, NULL};
+    assert_non_null(args[1]);
+    h_server_start(s, args);
+}
+
+/* A C_Sign that hangs for 5 s on one token: pings and another token are served
+ * meanwhile, on an old connection and on one made during the hang, and the slow
+ * request is answered in the end. With 2 reactors the slow connection is alone on
+ * its reactor, which runs the call inline (reactor.h), so this also checks that
+ * newcomers are not handed to a reactor stuck in a call; with 1, the call goes to
+ * the pool because the reactor has two connections. */
+static void hung_call(const char *io_threads)
+{
     struct h_server s;
-    start(&s);
+    start_with(&s, io_threads);
     int slow = h_connect(s.addr), other = h_connect(s.addr);
     sign_ok(other, "Token2", "5678");
     set_faults("C_Sign@MyToken delay 5000 1\n");
@@ -187,9 +197,14 @@ static void test_hung_call_does_not_block_others(void **state)
     wait_for_hits(1); /* the module has entered the slow call */
     p11n_msg *p = h_req(P11NET__PROTO_MESSAGE_TYPE__ACK, "ping", NULL, NULL, 0, NULL), *r = h_call(other, p);
     assert_false(r->err);
-    h_msg_free(p);
     h_msg_free(r);
     sign_ok(other, "Token2", "5678");
+    int late = h_connect(s.addr);
+    r = h_call(late, p);
+    assert_false(r->err);
+    h_msg_free(r);
+    h_msg_free(p);
+    sign_ok(late, "Token2", "5678");
     /* The slow request is still running: nothing has come back on its conn yet. */
     struct pollfd pf = {slow, POLLIN, 0};
     assert_int_equal(poll(&pf, 1, 0), 0);
@@ -200,7 +215,20 @@ static void test_hung_call_does_not_block_others(void **state)
     h_msg_free(r);
     close(slow);
     close(other);
+    close(late);
     assert_int_equal(h_server_stop(&s), 0);
+}
+
+static void test_hung_call_one_reactor(void **state)
+{
+    (void)state;
+    hung_call("1");
+}
+
+static void test_hung_call_inline_on_own_reactor(void **state)
+{
+    (void)state;
+    hung_call("2");
 }
 
 int main(void)
@@ -210,7 +238,8 @@ int main(void)
         cmocka_unit_test_setup(test_key_handle_invalid_found_again, setup),
         cmocka_unit_test_setup(test_device_error_reported_then_served, setup),
         cmocka_unit_test_setup(test_logged_out_behind_our_back, setup),
-        cmocka_unit_test_setup(test_hung_call_does_not_block_others, setup),
+        cmocka_unit_test_setup(test_hung_call_one_reactor, setup),
+        cmocka_unit_test_setup(test_hung_call_inline_on_own_reactor, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
