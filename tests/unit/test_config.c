@@ -34,6 +34,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_conns, 10000);
     assert_int_equal(cfg.idle_timeout_s, 30);
     assert_true(cfg.workers >= 1);
+    assert_int_equal(cfg.io_threads, cfg.workers); /* both default to the cores */
+    assert_false(cfg.no_inline);
     assert_string_equal(cfg.log_level, "info");
     p11n_config_cleanup(&cfg);
 }
@@ -43,12 +45,15 @@ static void test_values_and_repeats(void **state)
     (void)state;
     struct p11n_config cfg;
     const char *args[] = {"--listen", "127.0.0.1:0", "--listen", "unix:/tmp/x.sock", "--max-inflight", "4",
-                          "--workers", "3", "--token-pin", "MyToken=/tmp/pin", "--insecure", NULL};
+                          "--workers", "3", "--token-pin", "MyToken=/tmp/pin", "--insecure",
+                          "--io-threads", "5", "--no-inline", NULL};
     assert_int_equal(parse(&cfg, args), P11N_OK);
     assert_int_equal(cfg.n_listen, 2);
     assert_string_equal(cfg.listen[1], "unix:/tmp/x.sock");
     assert_int_equal(cfg.max_inflight, 4);
     assert_int_equal(cfg.workers, 3);
+    assert_int_equal(cfg.io_threads, 5);
+    assert_true(cfg.no_inline);
     assert_int_equal(cfg.n_token_pins, 1);
     assert_string_equal(cfg.token_pins[0].label, "MyToken");
     assert_string_equal(cfg.token_pins[0].path, "/tmp/pin");
@@ -65,6 +70,8 @@ static void test_refusals(void **state)
         {"--max-batch", "-1", NULL},        /* negative */
         {"--max-conns", "12x", NULL},       /* junk */
         {"--workers", "99999", NULL},       /* above the maximum */
+        {"--io-threads", "0", NULL},        /* below the minimum */
+        {"--io-threads", "257", NULL},      /* above the maximum */
         {"--log-level", "loud", NULL},
         {"--token-pin", "nolabel", NULL},
         {"--tls-cert", "c.pem", NULL},      /* without --tls-key */
