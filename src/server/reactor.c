@@ -1,7 +1,6 @@
 #include "reactor.h"
 
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -135,15 +134,22 @@ static void begin_drain(struct p11n_reactor *r)
     p11n_reactor_conns_gone(r);
 }
 
+/* Closes an accepted socket that will not be served, and takes back what counted
+ * it (r: the reactor it was given to, if any). */
+static void forget(struct p11n_server *srv, struct p11n_reactor *r, int fd, int rejected)
+{
+    close(fd);
+    if (r) atomic_fetch_sub(&r->load, 1);
+    if (!rejected) atomic_fetch_sub(&srv->n_conns, 1);
+}
+
 static void adopt(struct p11n_reactor *r, struct p11n_handoff *h)
 {
     struct p11n_conn *c = p11n_conn_new(r);
     int rc;
 
     if (!c) {
-        close(h->fd);
-        atomic_fetch_sub(&r->load, 1);
-        if (!h->rejected) atomic_fetch_sub(&r->srv->n_conns, 1);
+        forget(r->srv, r, h->fd, h->rejected);
         return;
     }
     c->rejected = h->rejected;
@@ -167,16 +173,10 @@ static void wake_cb(uv_async_t *a)
     pthread_mutex_lock(&r->lock);
     h = r->handoffs;
     r->handoffs = NULL;
+    r->handoffs_tail = &r->handoffs;
     drain = r->drain_requested;
     pthread_mutex_unlock(&r->lock);
-    /* The list was pushed at its head: adopt in accept order. */
-    struct p11n_handoff *rev = NULL;
     for (; h; h = next) {
-        next = h->next;
-        h->next = rev;
-        rev = h;
-    }
-    for (h = rev; h; h = next) {
         next = h->next;
         adopt(r, h);
         free(h);
@@ -189,6 +189,7 @@ static p11n_rc reactor_init(struct p11n_server *srv, struct p11n_reactor *r, uns
     r->srv = srv;
     r->index = index;
     r->ready_tail = &r->ready;
+    r->handoffs_tail = &r->handoffs;
     if (uv_loop_init(&r->loop) != 0) return P11N_E_NOMEM;
     pthread_mutex_init(&r->lock, NULL);
     uv_check_init(&r->loop, &r->turn);
@@ -261,8 +262,8 @@ static int send_to(struct p11n_reactor *r, struct p11n_handoff *h, int drain)
     ok = !r->wake_closed;
     if (ok) {
         if (h) {
-            h->next = r->handoffs;
-            r->handoffs = h;
+            *r->handoffs_tail = h;
+            r->handoffs_tail = &h->next;
         }
         if (drain) r->drain_requested = 1;
         uv_async_send(&r->wake);
@@ -299,8 +300,7 @@ void p11n_reactor_hand_off(struct p11n_server *srv, int fd, int is_unix, int rej
 
     if (!h || srv->n_reactors == 0) {
         free(h);
-        close(fd);
-        if (!rejected) atomic_fetch_sub(&srv->n_conns, 1);
+        forget(srv, NULL, fd, rejected);
         return;
     }
     h->fd = fd;
@@ -309,9 +309,7 @@ void p11n_reactor_hand_off(struct p11n_server *srv, int fd, int is_unix, int rej
     best = pick(srv);
     atomic_fetch_add(&best->load, 1);
     if (!send_to(best, h, 0)) {
-        atomic_fetch_sub(&best->load, 1);
-        if (!rejected) atomic_fetch_sub(&srv->n_conns, 1);
-        close(fd);
+        forget(srv, best, fd, rejected);
         free(h);
     }
 }

@@ -40,7 +40,7 @@ struct p11n_handoff {
     struct p11n_handoff *next;
     int fd;
     int is_unix;
-    int rejected; /* over --max-conns or draining: answer BUSY/SHUTTING_DOWN only */
+    int rejected; /* over --max-conns, or the server is draining: one BUSY frame, then close */
 };
 
 #define P11N_READ_BUF_SIZE 65536
@@ -72,7 +72,7 @@ struct p11n_reactor {
     struct p11n_buf tls_plain;     /* decrypted input, parsed at once */
 
     pthread_mutex_t lock;
-    struct p11n_handoff *handoffs; /* [lock] accepted, not yet adopted */
+    struct p11n_handoff *handoffs, **handoffs_tail; /* [lock] accepted, not yet adopted, in order */
     int drain_requested;           /* [lock] */
     int wake_closed;               /* [lock] wake is closed: nothing may be sent */
 };
@@ -92,7 +92,7 @@ void p11n_reactors_drain(struct p11n_server *srv);
 
 /* Loop thread: queues a prepared request to start at the end of this loop turn. */
 void p11n_reactor_submit(struct p11n_reactor *r, struct p11n_req *req);
-/* Loop thread: the last conn of a draining reactor has closed. */
+/* Loop thread: a conn has closed; a draining reactor with none left finishes. */
 void p11n_reactor_conns_gone(struct p11n_reactor *r);
 
 #endif
