@@ -36,6 +36,7 @@ struct p11n_server {
     atomic_uint_fast64_t next_conn_id;
     atomic_int draining;           /* SIGTERM/SIGINT seen */
     atomic_size_t hsm_outstanding; /* requests queued to or running on the HSM, all reactors */
+    atomic_uint_fast64_t hsm_call_ns_avg; /* running average of a request's HSM time */
 
     /* main loop thread only */
     struct p11n_listener *listeners;

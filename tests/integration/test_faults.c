@@ -171,6 +171,16 @@ static void test_logged_out_behind_our_back(void **state)
     assert_int_equal(h_server_stop(&s), 0);
 }
 
+/* Receives the next reply on fd and expects it to answer request `id` successfully. */
+static void recv_ok(int fd, const char *id)
+{
+    p11n_msg *r = h_recv(fd, T_REPLY);
+    assert_non_null(r);
+    assert_false(r->err);
+    assert_string_equal(r->id, id);
+    h_msg_free(r);
+}
+
 static void start_with(struct h_server *s, const char *io_threads)
 {
     const char *args[] = {"--module", getenv("P11NET_FAULTMOD"), "--workers", "2", "--io-threads", io_threads, NULL};
@@ -208,11 +218,7 @@ static void hung_call(const char *io_threads)
     /* The slow request is still running: nothing has come back on its conn yet. */
     struct pollfd pf = {slow, POLLIN, 0};
     assert_int_equal(poll(&pf, 1, 0), 0);
-    r = h_recv(slow, T_REPLY);
-    assert_non_null(r);
-    assert_false(r->err);
-    assert_string_equal(r->id, "slow");
-    h_msg_free(r);
+    recv_ok(slow, "slow");
     close(slow);
     close(other);
     close(late);
@@ -231,6 +237,33 @@ static void test_hung_call_inline_on_own_reactor(void **state)
     hung_call("2");
 }
 
+/* When HSM calls are slow (8 of 20 ms bring the average over the reactors' 5 ms
+ * limit for running calls inline), a lone connection's requests go to the pool, so
+ * a ping sent behind a hung sign on the same connection is answered before it.
+ * Run inline, the ping would not even be read until the sign returned. */
+static void test_slow_calls_go_to_the_pool(void **state)
+{
+    (void)state;
+    struct h_server s;
+    start_with(&s, "2");
+    int fd = h_connect(s.addr);
+    set_faults("C_Sign@MyToken delay 20 8\n");
+    for (int i = 0; i < 8; i++) sign_ok(fd, "MyToken", "1234");
+    assert_int_equal(hits(), 8);
+    set_faults("C_Sign@MyToken delay 3000 1\n");
+    p11n_msg *q = sign_req("slow", "MyToken", "1234");
+    h_send(fd, q);
+    h_msg_free(q);
+    wait_for_hits(9); /* the module has entered the slow call */
+    q = h_req(P11NET__PROTO_MESSAGE_TYPE__ACK, "ping", NULL, NULL, 0, NULL);
+    h_send(fd, q);
+    h_msg_free(q);
+    recv_ok(fd, "ping");
+    recv_ok(fd, "slow");
+    close(fd);
+    assert_int_equal(h_server_stop(&s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +273,7 @@ int main(void)
         cmocka_unit_test_setup(test_logged_out_behind_our_back, setup),
         cmocka_unit_test_setup(test_hung_call_one_reactor, setup),
         cmocka_unit_test_setup(test_hung_call_inline_on_own_reactor, setup),
+        cmocka_unit_test_setup(test_slow_calls_go_to_the_pool, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
