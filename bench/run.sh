@@ -191,7 +191,8 @@ fi
 
 # ---- 4. request overhead: ping beside redis-benchmark ------------------------------------
 for c in 1 16 50 256; do
-  nb "ping_c$c" "4 ping" "p11net bench --op ping" "$c conn, pipeline 1" --op ping -c "$c"
+  # One client thread, as redis-benchmark has by default.
+  nb "ping_c$c" "4 ping" "p11net bench --op ping --threads 1" "$c conn, pipeline 1" --op ping -c "$c" --threads 1
 done
 rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
@@ -287,7 +288,8 @@ pair "t_kit_rsa$ncpu" "p11net vs p11-kit, RSA-2048 sign" "$ncpu connections" "m_
 pair t_kit_rsa16 "p11net vs p11-kit, RSA-2048 sign" "16 connections" 'm_kit rsa 16' 'm_net "${sign_rsa[@]}" -c 16'
 pair t_kit_ec1 "p11net vs p11-kit, ECDSA P-256 sign" "1 connection" 'm_kit ecdsa 1' 'm_net "${sign_ec[@]}" -c 1'
 pair t_kit_ec16 "p11net vs p11-kit, ECDSA P-256 sign" "16 connections" 'm_kit ecdsa 16' 'm_net "${sign_ec[@]}" -c 16'
-pair t_ping50 "p11net ping vs redis-benchmark ping" "50 connections, pipeline 1" m_redis50 'm_net --op ping -c 50'
+pair t_ping50 "p11net ping vs redis-benchmark ping" "50 connections, pipeline 1, one client thread each" m_redis50 \
+  'm_net --op ping -c 50 --threads 1'
 
 # ---- 7. reactors against the single event loop they replaced ----------------------------
 # `--io-threads 1 --no-inline` is the design before reactors (src/server/reactor.h):

@@ -100,6 +100,11 @@ done
 expect_status 0 "bench batch of 16" "$P11NET" bench --op encrypt "${TOK[@]}" -c 2 -p 1 --batch 16 --duration 1
 OPS=$(summary_field ops "$T/out")
 [ $((OPS % 16)) -eq 0 ] && [ "$OPS" -gt 0 ] && pass "bench counts operations per batch item" || fail "bench ops=$OPS not a multiple of 16"
+# Three connections over two threads (2 + 1): exit 0 means none failed or was lost
+# (bench exits 1 then), and the one summary line adds both threads up.
+expect_status 0 "bench over two threads" "$P11NET" bench --op sign "${TOK[@]}" -c 3 -p 2 --threads 2 --duration 1
+expect_grep '^ops=[1-9][0-9]* errors=0 rate=[0-9.]+ ' "$T/out" "bench over two threads: summary line"
+expect_status 2 "bench --threads 0" "$P11NET" bench --threads 0
 expect_status 1 "bench with a wrong PIN" "$P11NET" bench --op sign --token MyToken --pin 0000 --duration 0.2
 expect_status 2 "bench verify batch" "$P11NET" bench --op verify "${TOK[@]}" --batch 2
 expect_status 2 "bench sign without token" "$P11NET" bench --op sign --pin 1234
