@@ -24,33 +24,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fdio.h"
+
 /* A PROTOCOL.md frame: 4-byte big-endian length, then a ProtoMessage with
  * id = "i" and every other field at its default (flag ACK: a ping). */
 static const unsigned char ping_frame[] = {0, 0, 0, 3, 0x0a, 0x01, 'i'};
-
-static int write_all(int fd, const void *p, size_t len)
-{
-    const unsigned char *c = p;
-    while (len) {
-        ssize_t k = write(fd, c, len);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        c += k, len -= (size_t)k;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *p, size_t len)
-{
-    unsigned char *c = p;
-    while (len) {
-        ssize_t k = read(fd, c, len);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        c += k, len -= (size_t)k;
-    }
-    return 0;
-}
 
 /* Reads one reply frame; 0 when it arrived whole. */
 static int read_reply(int fd)

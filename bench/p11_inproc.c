@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
+
 /* Latency histogram: 64 octaves of 64 linear sub-buckets (within ~1.6 %). */
 #define SUB 64
 #define NBUCKETS (64 * SUB)
@@ -248,30 +250,6 @@ struct child_report {
     uint64_t ops, errors, first_rv;
     struct hist hist;
 };
-
-static int write_all(int fd, const void *p, size_t len)
-{
-    const char *c = p;
-    while (len) {
-        ssize_t k = write(fd, c, len);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        c += k, len -= (size_t)k;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *p, size_t len)
-{
-    char *c = p;
-    while (len) {
-        ssize_t k = read(fd, c, len);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        c += k, len -= (size_t)k;
-    }
-    return 0;
-}
 
 static void usage(void)
 {
