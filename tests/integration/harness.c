@@ -25,7 +25,7 @@
 
 static char tokens_dir[256];
 
-static void h_die(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void h_die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -38,7 +38,7 @@ struct fx {
 static struct fx fx_state;
 
 /* Runs a shell command; fails the test when it fails. */
-static FX_UNUSED void fx_sh(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static FX_UNUSED void fx_sh(const char *fmt, ...)
 {
     char cmd[2048];
     va_list ap;
