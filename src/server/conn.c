@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "dispatch.h"
 #include "log.h"
@@ -83,6 +84,15 @@ void p11n_conn_close(struct p11n_conn *c, const char *reason)
     atomic_fetch_sub(&r->load, 1);
     uv_close(&c->h.handle, close_cb);
     p11n_reactor_conns_gone(r);
+}
+
+int p11n_conn_has_input(struct p11n_conn *c)
+{
+    uv_os_fd_t fd;
+    char byte;
+
+    if (p11n_frame_pending(&c->dec)) return 1;
+    return uv_fileno(&c->h.handle, &fd) == 0 && recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

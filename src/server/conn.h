@@ -46,6 +46,7 @@ struct p11n_conn {
     unsigned close_when_flushed : 1; /* a fatal error reply is queued */
     unsigned on_flush_list : 1;
     unsigned rejected : 1;           /* over --max-conns: one BUSY frame, then close */
+    unsigned pipelines : 1;          /* sent a request before the last was answered: never inline (reactor.h) */
     struct p11n_tls_conn *tls;       /* NULL for plaintext */
     struct p11n_strvec names;        /* verified client certificate names (CN, SANs) */
     const struct p11n_grant *grant;  /* ACL rule for this client (access.h), set with the first request */
@@ -64,6 +65,10 @@ void p11n_conn_reply(struct p11n_conn *c, const p11n_msg *reply);
 void p11n_conn_fail(struct p11n_conn *c, p11n_rc code, const char *message);
 /* Closes the connection now (pending replies are dropped). */
 void p11n_conn_close(struct p11n_conn *c, const char *reason);
+/* Whether c's client has sent bytes that are not yet parsed into a request: a
+ * partial frame in the decoder, or unread bytes in the socket (one non-blocking
+ * peek). */
+int p11n_conn_has_input(struct p11n_conn *c);
 /* Drops one request reference; frees c when it was the last. */
 void p11n_conn_unref(struct p11n_conn *c);
 /* Writes every queued reply; called once per loop turn. */

@@ -45,6 +45,8 @@ static void after_work_cb(uv_work_t *w, int status)
 
 void p11n_reactor_submit(struct p11n_reactor *r, struct p11n_req *req)
 {
+    /* Another request of this conn is still unanswered: its client pipelines. */
+    if (req->conn->inflight > 1) req->conn->pipelines = 1;
     req->next = NULL;
     *r->ready_tail = req;
     r->ready_tail = &req->next;
@@ -52,20 +54,21 @@ void p11n_reactor_submit(struct p11n_reactor *r, struct p11n_req *req)
 }
 
 /* Starts the requests read this turn, in arrival order: inline only when it is the
- * only one, on the reactor's only connection, the reactor has nothing in the pool,
- * HSM calls are quick, and fewer HSM calls than --workers are outstanding
- * server-wide (so inline runs never put more threads on the HSM than the pool alone
- * would); else all in the pool. See reactor.h. */
+ * only one, on the reactor's only connection, whose client does not pipeline, the
+ * reactor has nothing in the pool, HSM calls are quick, and fewer HSM calls than
+ * --workers are outstanding server-wide (so inline runs never put more threads on
+ * the HSM than the pool alone would); else all in the pool. See reactor.h. */
 static void start_ready(struct p11n_reactor *r)
 {
     struct p11n_server *srv = r->srv;
     struct p11n_req *req = r->ready, *next;
-    int alone = r->conns && !r->conns->next;
+    struct p11n_conn *c = req->conn;
+    int alone = c == r->conns && !c->next && !c->closing;
     int run_inline = 0;
 
     /* The slot is taken before it is checked, so two reactors cannot both take the
      * last one. */
-    if (alone && r->n_ready == 1 && r->pooled == 0 && !srv->cfg.no_inline &&
+    if (alone && !c->pipelines && r->n_ready == 1 && r->pooled == 0 && !srv->cfg.no_inline &&
         atomic_load(&srv->hsm_call_ns_avg) < INLINE_MAX_CALL_NS) {
         run_inline = atomic_fetch_add(&srv->hsm_outstanding, 1) < srv->cfg.workers;
         if (!run_inline) atomic_fetch_sub(&srv->hsm_outstanding, 1);
@@ -78,6 +81,9 @@ static void start_ready(struct p11n_reactor *r)
         run_timed(req);
         atomic_store(&r->in_call, 0);
         atomic_fetch_sub(&srv->hsm_outstanding, 1);
+        /* Sent before this reply went out: the client pipelines, and its next
+         * requests would again wait for each call here (reactor.h). */
+        if (p11n_conn_has_input(c)) c->pipelines = 1;
         p11n_dispatch_finish(req);
         return;
     }

@@ -264,6 +264,42 @@ static void test_slow_calls_go_to_the_pool(void **state)
     assert_int_equal(h_server_stop(&s), 0);
 }
 
+/* A lone connection whose client has pipelined is not run inline again: after two
+ * signs written at once, a ping sent behind a hung sign on the same connection is
+ * answered first. The calls before were quick, so without that mark the hung sign
+ * would run inline and the ping would not even be read until it returned. */
+static void test_pipelining_conn_goes_to_the_pool(void **state)
+{
+    (void)state;
+    struct h_server s;
+    struct p11n_buf two = {0};
+    p11n_msg *q;
+    start_with(&s, "2");
+    int fd = h_connect(s.addr);
+    sign_ok(fd, "MyToken", "1234");
+    for (int i = 0; i < 2; i++) {
+        q = sign_req("pair", "MyToken", "1234");
+        assert_int_equal(p11n_msg_append_frame(q, &two), P11N_OK);
+        h_msg_free(q);
+    }
+    assert_int_equal(h_write_all(fd, two.data, two.len), 0);
+    p11n_buf_cleanup(&two);
+    recv_ok(fd, "pair");
+    recv_ok(fd, "pair");
+    set_faults("C_Sign@MyToken delay 3000 1\n");
+    q = sign_req("slow", "MyToken", "1234");
+    h_send(fd, q);
+    h_msg_free(q);
+    wait_for_hits(1); /* the module has entered the slow call */
+    q = h_req(P11NET__PROTO_MESSAGE_TYPE__ACK, "ping", NULL, NULL, 0, NULL);
+    h_send(fd, q);
+    h_msg_free(q);
+    recv_ok(fd, "ping");
+    recv_ok(fd, "slow");
+    close(fd);
+    assert_int_equal(h_server_stop(&s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +310,7 @@ int main(void)
         cmocka_unit_test_setup(test_hung_call_one_reactor, setup),
         cmocka_unit_test_setup(test_hung_call_inline_on_own_reactor, setup),
         cmocka_unit_test_setup(test_slow_calls_go_to_the_pool, setup),
+        cmocka_unit_test_setup(test_pipelining_conn_goes_to_the_pool, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
