@@ -251,10 +251,10 @@ redis_line() { # CONNS N
   awk -F'"' -v n="$2" '{printf "ops=%d errors=0 rate=%s p50_ms=%s p99_ms=%s", n, $4, $10, $14}' <<<"$csv"
 }
 m_ceiling() { last_line "$inproc" --module "$module" --token MyToken --pin 1234 --mech rsa --threads "$ncpu" --seconds "$secs"; }
-m_kit() { # MECH PROCS
+m_kit() { # MECH PROCS [THREADS]
   if [ -z "${kit_addr:-}" ]; then echo "error: no p11-kit server"; return; fi
   P11_KIT_SERVER_ADDRESS=$kit_addr last_line "$inproc" --module "$p11kit_client" --token MyToken --pin 1234 \
-    --mech "$1" --procs "$2" --seconds "$secs"
+    --mech "$1" --procs "$2" --threads "${3:-1}" --seconds "$secs"
 }
 m_net() { last_line "$p11net" bench --server "$plain_addr" --duration "$secs" "$@"; }
 m_redis50() { redis_line 50 "$(awk -v r="${RATE[redis_c50]:-50000}" -v s="$secs" 'BEGIN{n = int(r * s); if (n < 20000) n = 20000; print n}')"; }
@@ -283,6 +283,9 @@ pair() {
 pair t_ceiling "p11net RSA-2048 sign vs in-process ceiling ($ncpu threads)" "16 conn, pipeline 1, batch 1" \
   m_ceiling 'm_net "${sign_rsa[@]}" -c 16'
 pair t_kit_rsa1 "p11net vs p11-kit, RSA-2048 sign" "1 connection" 'm_kit rsa 1' 'm_net "${sign_rsa[@]}" -c 1'
+# p11-kit's "1 connection, N threads" is N requests in flight on one connection.
+pair "t_kit_rsa1t$ncpu" "p11net vs p11-kit, RSA-2048 sign" "1 connection, $ncpu in flight (p11-kit: $ncpu threads)" \
+  "m_kit rsa 1 $ncpu" "m_net \"\${sign_rsa[@]}\" -c 1 -p $ncpu"
 pair "t_kit_rsa$ncpu" "p11net vs p11-kit, RSA-2048 sign" "$ncpu connections" "m_kit rsa $ncpu" \
   "m_net \"\${sign_rsa[@]}\" -c $ncpu"
 pair t_kit_rsa16 "p11net vs p11-kit, RSA-2048 sign" "16 connections" 'm_kit rsa 16' 'm_net "${sign_rsa[@]}" -c 16'
