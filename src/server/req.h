@@ -29,7 +29,7 @@ struct p11n_grant;
 struct p11n_req {
     uv_work_t work;                /* libuv's */
     struct p11n_req *next;         /* loop thread: the reactor's list of requests to start */
-    struct p11n_conn *conn;        /* loop thread only; NULL once the conn died */
+    struct p11n_conn *conn;        /* loop thread only; a reference: valid until the req is freed */
     struct p11n_server *server;    /* [in] hsm, config; shared, read-only */
     const struct p11n_op *op;      /* [in] its dispatch row */
     p11n_msg *msg;                 /* [in] the decoded request; msg->pin already wiped */

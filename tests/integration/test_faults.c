@@ -237,6 +237,25 @@ static void test_hung_call_inline_on_own_reactor(void **state)
     hung_call("2");
 }
 
+/* Sends a sign that hangs for 3 s, waits until the module has entered it (its
+ * hit count reaches `hit`), then a ping on the same connection: the ping must be
+ * answered first, which it cannot be if the sign runs inline on the reactor. */
+static void ping_overtakes_hung_sign(int fd, int hit)
+{
+    p11n_msg *q;
+
+    set_faults("C_Sign@MyToken delay 3000 1\n");
+    q = sign_req("slow", "MyToken", "1234");
+    h_send(fd, q);
+    h_msg_free(q);
+    wait_for_hits(hit);
+    q = h_req(P11NET__PROTO_MESSAGE_TYPE__ACK, "ping", NULL, NULL, 0, NULL);
+    h_send(fd, q);
+    h_msg_free(q);
+    recv_ok(fd, "ping");
+    recv_ok(fd, "slow");
+}
+
 /* When HSM calls are slow (8 of 20 ms bring the average over the reactors' 5 ms
  * limit for running calls inline), a lone connection's requests go to the pool, so
  * a ping sent behind a hung sign on the same connection is answered before it.
@@ -250,16 +269,7 @@ static void test_slow_calls_go_to_the_pool(void **state)
     set_faults("C_Sign@MyToken delay 20 8\n");
     for (int i = 0; i < 8; i++) sign_ok(fd, "MyToken", "1234");
     assert_int_equal(hits(), 8);
-    set_faults("C_Sign@MyToken delay 3000 1\n");
-    p11n_msg *q = sign_req("slow", "MyToken", "1234");
-    h_send(fd, q);
-    h_msg_free(q);
-    wait_for_hits(9); /* the module has entered the slow call */
-    q = h_req(P11NET__PROTO_MESSAGE_TYPE__ACK, "ping", NULL, NULL, 0, NULL);
-    h_send(fd, q);
-    h_msg_free(q);
-    recv_ok(fd, "ping");
-    recv_ok(fd, "slow");
+    ping_overtakes_hung_sign(fd, 9);
     close(fd);
     assert_int_equal(h_server_stop(&s), 0);
 }
@@ -286,16 +296,7 @@ static void test_pipelining_conn_goes_to_the_pool(void **state)
     p11n_buf_cleanup(&two);
     recv_ok(fd, "pair");
     recv_ok(fd, "pair");
-    set_faults("C_Sign@MyToken delay 3000 1\n");
-    q = sign_req("slow", "MyToken", "1234");
-    h_send(fd, q);
-    h_msg_free(q);
-    wait_for_hits(1); /* the module has entered the slow call */
-    q = h_req(P11NET__PROTO_MESSAGE_TYPE__ACK, "ping", NULL, NULL, 0, NULL);
-    h_send(fd, q);
-    h_msg_free(q);
-    recv_ok(fd, "ping");
-    recv_ok(fd, "slow");
+    ping_overtakes_hung_sign(fd, 1);
     close(fd);
     assert_int_equal(h_server_stop(&s), 0);
 }
